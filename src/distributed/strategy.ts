@@ -1,0 +1,30 @@
+/**
+ * The seam between computing and applying gradients. Nothing here knows tfjs: gradients cross it as
+ * Float32Arrays in a fixed variable order that is the same on every replica.
+ */
+
+/** How one replica takes part in synchronous data-parallel training. */
+export interface Strategy {
+  /** This replica's index, 0-based; rank 0 writes files. */
+  readonly rank: number;
+  /** Number of replicas taking part. */
+  readonly worldSize: number;
+  /** Average each buffer element-wise across replicas, in place. Same order and sizes on every rank. */
+  allReduceMean(buffers: Float32Array[]): Promise<void>;
+  /** Overwrite every rank's buffers with rank `root`'s, in place. */
+  broadcast(buffers: Float32Array[], root?: number): Promise<void>;
+  /** Wait until every replica reaches this point. */
+  barrier(): Promise<void>;
+  /** Release connections. */
+  close(): Promise<void>;
+}
+
+/** The single-process strategy: every collective is the identity. */
+export class OneDeviceStrategy implements Strategy {
+  readonly rank = 0;
+  readonly worldSize = 1;
+  async allReduceMean(_buffers: Float32Array[]): Promise<void> {}
+  async broadcast(_buffers: Float32Array[], _root = 0): Promise<void> {}
+  async barrier(): Promise<void> {}
+  async close(): Promise<void> {}
+}
