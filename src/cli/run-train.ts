@@ -1,0 +1,57 @@
+/** The body of `proggan train`, loaded only when a training command actually runs. */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { initBackend } from '../backend/index.js';
+import { listCheckpoints } from '../training/checkpoint.js';
+import { readConfigFile, resolveWaeConfig } from '../training/config.js';
+import { trainWae } from '../training/run-wae.js';
+import { UsageError } from '../util/errors.js';
+import { createCliLogger } from './logging.js';
+import type { TrainRequest } from './train.js';
+
+function timestamp(d = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+/** Resolve the config of a train request (defaults < preset < saved run config < --config < flags). */
+export function resolveTrainConfig(req: TrainRequest, runDir: string) {
+  let saved: Record<string, unknown> | undefined;
+  const savedPath = join(runDir, 'config.json');
+  if (req.resume) {
+    if (!existsSync(savedPath)) throw new UsageError(`--resume: ${runDir} is not a proggan run directory (no config.json); check --run-dir`);
+    saved = JSON.parse(readFileSync(savedPath, 'utf8')) as Record<string, unknown>;
+    if (saved['model'] !== req.model) throw new UsageError(`--resume: ${runDir} holds a ${String(saved['model'])} run, not ${req.model}`);
+  }
+  return resolveWaeConfig({
+    ...(req.preset !== undefined ? { preset: req.preset } : {}),
+    ...(saved ? { saved } : {}),
+    ...(req.configFile !== undefined ? { file: readConfigFile(req.configFile) } : {}),
+    flags: req.flags,
+  });
+}
+
+/** Run a parsed `proggan train` request. */
+export async function runTrain(req: TrainRequest): Promise<void> {
+  const runDir = resolve(req.runDir ?? join('runs', `${req.model}-${timestamp()}`));
+  const config = resolveTrainConfig(req, runDir);
+  if (req.dryRun) {
+    process.stdout.write(`${JSON.stringify({ runDir, resume: req.resume, backend: req.backend ?? 'auto', config }, null, 2)}\n`);
+    return;
+  }
+  if (!req.resume && (await listCheckpoints(runDir)).length > 0) {
+    throw new UsageError(`--run-dir ${runDir} already holds checkpoints: add --resume to continue it, or choose another --run-dir`);
+  }
+  const log = createCliLogger({ level: req.logLevel, runDir });
+  const backend = await initBackend({
+    ...(req.backend !== undefined ? { backend: req.backend } : {}),
+    ...(req.threads !== undefined ? { threads: req.threads } : {}),
+    logger: log,
+  });
+  log.info({ runDir, model: req.model, steps: config.loop.steps, backend: backend.kind }, `training ${req.model} into ${runDir}`);
+  const result = await trainWae({ config, runDir, resume: req.resume, logger: log });
+  const how = result.stoppedBy === 'signal' ? 'interrupted; checkpoint saved' : 'done';
+  log.info({ ...result, runDir }, `${how}: step ${result.step}/${config.loop.steps}. Samples in ${join(runDir, 'samples')}, ` +
+    `stats in ${join(runDir, 'stats.jsonl')}. Continue with: proggan train ${req.model} --run-dir ${runDir} --resume`);
+  if (result.stoppedBy === 'signal') process.exitCode = 130;
+}

@@ -1,0 +1,143 @@
+/**
+ * `proggan train [model]`: flags -> a typed request; the handler imports the heavy code lazily so that
+ * `--help` and parsing never load tfjs.
+ */
+import type { Argv, CommandModule } from 'yargs';
+import yargs from 'yargs';
+import { BACKEND_NAMES, type BackendRequest } from '../backend/names.js';
+import type { PartialConfig, WaeTrainConfig } from '../training/config.js';
+import { UsageError } from '../util/errors.js';
+
+/** Models `proggan train` knows. */
+export const TRAIN_MODELS = ['wae'] as const;
+/** A trainable model name. */
+export type TrainModel = (typeof TRAIN_MODELS)[number];
+
+/** A parsed `proggan train` invocation. */
+export interface TrainRequest {
+  /** Which model to train. */
+  model: TrainModel;
+  /** Run directory; unset means runs/<model>-<timestamp>. */
+  runDir?: string;
+  /** Continue from the run directory's newest good checkpoint. */
+  resume: boolean;
+  /** Print the resolved config and exit. */
+  dryRun: boolean;
+  /** Backend request. */
+  backend?: BackendRequest;
+  /** Threads for the native backend. */
+  threads?: number;
+  /** Named preset. */
+  preset?: string;
+  /** JSON config file. */
+  configFile?: string;
+  /** Log level. */
+  logLevel: string;
+  /** Config values given as flags (highest precedence). */
+  flags: PartialConfig<WaeTrainConfig>;
+}
+
+/** Add the train flags to a yargs instance. */
+export function trainBuilder<T>(y: Argv<T>) {
+  return y
+    .positional('model', { describe: 'model to train', choices: TRAIN_MODELS, default: 'wae' as TrainModel })
+    .option('data', { type: 'string', describe: 'folder of training images (default: embedded procedural satellite-like tiles)' })
+    .option('preset', { type: 'string', describe: 'named configuration: tiny (seconds), small, medium, paper' })
+    .option('config', { type: 'string', describe: 'JSON config file (overrides the preset; flags override it)' })
+    .option('steps', { type: 'number', describe: 'train until this many steps (a resumed run continues to it)' })
+    .option('run-dir', { type: 'string', describe: 'run directory for checkpoints, grids, stats.jsonl (default runs/<model>-<time>)' })
+    .option('resume', { type: 'boolean', default: false, describe: 'continue from the newest good checkpoint in --run-dir' })
+    .option('seed', { type: 'number', describe: 'seed of weights, data order and noise' })
+    .option('backend', { type: 'string', choices: BACKEND_NAMES, describe: 'tensorflow | native | cpu | auto (default: PROGGAN_BACKEND or auto)' })
+    .option('threads', { type: 'number', describe: 'threads for the native backend (default: all cores)' })
+    .option('dry-run', { type: 'boolean', default: false, describe: 'print the resolved config and exit' })
+    .option('channels', { type: 'number', choices: [1, 3], describe: 'image channels: 1 or 3' })
+    .option('batch-size', { type: 'number', describe: 'images per step per replica' })
+    .option('resolution', { type: 'number', describe: 'corner tile side in pixels (power of two)' })
+    .option('latent-size', { type: 'number', describe: 'latent size per corner' })
+    .option('lr', { type: 'number', describe: 'learning rate' })
+    .option('mmd-kernel', { type: 'string', choices: ['imq', 'rbf', 'cern'], describe: 'MMD kernel' })
+    .option('mmd-weight', { type: 'number', describe: 'weight lambda of the MMD term' })
+    .option('checkpoint-every', { type: 'number', describe: 'steps between checkpoints' })
+    .option('sample-every', { type: 'number', describe: 'steps between sample grids' })
+    .option('tick-every', { type: 'number', describe: 'steps between status lines' })
+    .option('bad-files', { type: 'string', choices: ['error', 'skip'], describe: 'unreadable images: stop with a list, or skip each with a log line' })
+    .option('flip', { type: 'boolean', describe: 'random horizontal flips (--no-flip to disable)' })
+    .option('synthetic-count', { type: 'number', describe: 'number of procedural tiles when no --data is given' })
+    .option('log-level', { type: 'string', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error'], describe: 'log level' });
+}
+
+type Parsed = Awaited<ReturnType<ReturnType<typeof trainBuilder>['parse']>>;
+
+function defined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+/** Turn parsed flags into a {@link TrainRequest}, checking the combinations yargs cannot. */
+export function toTrainRequest(a: Parsed): TrainRequest {
+  const num = (v: number | undefined, flag: string): number | undefined => {
+    if (v !== undefined && !Number.isFinite(v)) throw new UsageError(`--${flag} must be a number`);
+    return v;
+  };
+  if (a.resume && a['run-dir'] === undefined) throw new UsageError('--resume needs --run-dir DIR (the run directory to continue)');
+  const flags: PartialConfig<WaeTrainConfig> = {
+    data: defined({
+      dir: a.data,
+      channels: a.channels as 1 | 3 | undefined,
+      badFiles: a['bad-files'] as 'error' | 'skip' | undefined,
+      flip: a.flip,
+      syntheticCount: num(a['synthetic-count'], 'synthetic-count'),
+    }),
+    wae: defined({ cornerResolution: num(a.resolution, 'resolution'), latentSize: num(a['latent-size'], 'latent-size') }),
+    loss: defined({ kernel: a['mmd-kernel'] as 'imq' | 'rbf' | 'cern' | undefined, lambda: num(a['mmd-weight'], 'mmd-weight') }),
+    optim: defined({ lr: num(a.lr, 'lr') }),
+    loop: defined({
+      steps: num(a.steps, 'steps'),
+      batchSize: num(a['batch-size'], 'batch-size'),
+      seed: num(a.seed, 'seed'),
+      checkpointEvery: num(a['checkpoint-every'], 'checkpoint-every'),
+      sampleEvery: num(a['sample-every'], 'sample-every'),
+      tickEvery: num(a['tick-every'], 'tick-every'),
+    }),
+  };
+  const threads = num(a.threads, 'threads');
+  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) throw new UsageError('--threads must be a positive integer');
+  return defined({
+    model: a.model as TrainModel,
+    runDir: a['run-dir'],
+    resume: a.resume,
+    dryRun: a['dry-run'],
+    backend: a.backend as BackendRequest | undefined,
+    threads,
+    preset: a.preset,
+    configFile: a.config,
+    logLevel: a['log-level'],
+    flags,
+  });
+}
+
+/** Parse `proggan train ...` arguments (without the leading `train`) without running anything. */
+export function parseTrainArgs(argv: string[]): TrainRequest {
+  const y = trainBuilder(
+    yargs(argv)
+      .command('$0 [model]', 'train')
+      .strict()
+      .exitProcess(false)
+      .fail((msg, err) => {
+        throw err ?? new UsageError(msg);
+      }),
+  );
+  return toTrainRequest(y.parseSync() as Parsed);
+}
+
+/** The yargs command module for `proggan train`. */
+export const trainCommand: CommandModule<object, Parsed> = {
+  command: 'train [model]',
+  describe: 'train a model (wae) on an image folder or the embedded synthetic tiles',
+  builder: (y) => trainBuilder(y) as unknown as Argv<Parsed>,
+  handler: async (argv) => {
+    const req = toTrainRequest(argv);
+    const { runTrain } = await import('./run-train.js');
+    await runTrain(req);
+  },
+};

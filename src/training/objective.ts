@@ -1,0 +1,58 @@
+/**
+ * What a model must provide to be trained by the one trainer loop: its phases (as data) and, per phase,
+ * the gradients of its loss on a batch. The WAE, the conditional ProGAN and the 3DGAN differ only here.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import type { Rng } from '../util/random.js';
+
+/** One optimiser step of a training step, e.g. `D` then `G` for a GAN. */
+export interface Phase {
+  /** Short name used in logs, stats and checkpoint keys (`AE`, `D`, `G`). */
+  name: string;
+  /** Variables this phase updates, in a fixed order that is the same on every replica. */
+  vars: tf.Variable[];
+  /** The optimiser that applies this phase's (reduced) gradients. */
+  optimizer: tf.Optimizer;
+  /** Run this phase on steps where `step % interval === 0`; default every step. */
+  interval?: number;
+}
+
+/** What a phase's gradient computation may read. */
+export interface StepContext {
+  /** Steps completed before this one. */
+  step: number;
+  /** Real images shown so far, over all replicas. */
+  nimg: number;
+  /** Seeded source of noise seeds; part of the checkpoint, so a resumed run draws the same noise. */
+  rng: Rng;
+}
+
+/** Gradients and loss parts of one phase on one batch; the trainer owns and disposes every tensor. */
+export interface PhaseResult {
+  /** Loss parts reported as `loss/<name>` (the first one is the optimised total). */
+  losses: Record<string, tf.Scalar>;
+  /** Gradients in the order of `phase.vars`. */
+  grads: tf.Tensor[];
+}
+
+/** A trainable model with its losses. */
+export interface Objective {
+  /** Model name written into checkpoints (`wae`, `progan`, `gan3d`). */
+  readonly name: string;
+  /** The phases of one training step, in execution order. */
+  phases(): Phase[];
+  /** Every variable that defines the model's state (weights and e.g. batch-norm statistics), by stable name. */
+  stateVariables(): Array<[string, tf.Variable]>;
+  /** Compute one phase's loss and gradients for a batch [N, H, W, C]. Synchronous tensor code only. */
+  computeGradients(phase: Phase, batch: tf.Tensor4D, ctx: StepContext): PhaseResult;
+  /** Called after each applied step (e.g. EMA updates); synchronous. */
+  afterStep?(ctx: StepContext): void;
+  /** Write a picture of the model's current behaviour (e.g. reconstructions) to a PNG path. */
+  writeSamples?(path: string): Promise<void>;
+  /** JSON state beyond variables (schedules, counters), saved in checkpoints. */
+  getMeta?(): Record<string, unknown>;
+  /** Restore {@link getMeta}'s state. */
+  setMeta?(meta: Record<string, unknown>): void;
+  /** Release every tensor the objective owns. */
+  dispose(): void;
+}

@@ -1,0 +1,137 @@
+/**
+ * `trainWae`: everything `proggan train wae` does, as a library call — data, networks, loop, run directory.
+ * `loadWae`: the trained encoder/decoder of a run directory, for encoding corners (e.g. by the GAN).
+ */
+import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { cornerTiles } from '../data/corner-dataset.js';
+import { loadImageFolder, type ImageDataset } from '../data/images.js';
+import { Pipeline } from '../data/pipeline.js';
+import { syntheticTiles } from '../data/synthetic.js';
+import { OneDeviceStrategy, type Strategy } from '../distributed/strategy.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { loadLatestCheckpoint } from './checkpoint.js';
+import type { DataConfig, WaeTrainConfig } from './config.js';
+import { WaeObjective, fixedSamples, waeArgsFromConfig } from './objectives/wae.js';
+import { train, type TrainResult } from './trainer.js';
+
+/** Options of {@link trainWae}. */
+export interface TrainWaeOptions {
+  /** The resolved configuration (see `resolveWaeConfig`). */
+  config: WaeTrainConfig;
+  /** Run directory: config.json, checkpoints/, samples/, stats.jsonl. */
+  runDir: string;
+  /** Continue from the newest good checkpoint in runDir. */
+  resume?: boolean;
+  /** JSON logger; default silent. */
+  logger?: Logger;
+  /** Progress bar on a TTY; default true. */
+  progress?: boolean;
+  /** Data-parallel strategy; default one device. */
+  strategy?: Strategy;
+  /** Stop early after this step (tests). */
+  stopAfterStep?: number;
+  /** Handle SIGINT/SIGTERM (checkpoint, then return). Default true. */
+  handleSignals?: boolean;
+}
+
+/** Open the training images: an image folder, or the embedded procedural tiles. */
+export async function openImages(data: DataConfig, resolution: number, seed: number, logger: Logger): Promise<ImageDataset> {
+  if (data.dir === undefined) {
+    logger.info({ count: data.syntheticCount, resolution, channels: data.channels }, 'data: embedded procedural satellite-like tiles (pass --data DIR for your own images)');
+    return syntheticTiles({ count: data.syntheticCount, resolution, channels: data.channels, seed });
+  }
+  const ds = await loadImageFolder(data.dir, { resolution, channels: data.channels, badFiles: data.badFiles, logger, cache: data.cache });
+  logger.info({ dir: data.dir, count: ds.size, resolution, channels: data.channels }, `data: ${ds.size} images from ${data.dir}`);
+  return ds;
+}
+
+function writeJsonAtomic(path: string, value: unknown): void {
+  writeFileSync(`${path}.tmp`, `${JSON.stringify(value, null, 2)}\n`);
+  renameSync(`${path}.tmp`, path);
+}
+
+/** Train (or continue training) a WAE on corner tiles. */
+export async function trainWae(opts: TrainWaeOptions): Promise<TrainResult> {
+  const { config, runDir } = opts;
+  const log = opts.logger ?? silentLogger();
+  const strategy = opts.strategy ?? new OneDeviceStrategy();
+  if (strategy.rank === 0) {
+    mkdirSync(runDir, { recursive: true });
+    writeJsonAtomic(join(runDir, 'config.json'), config);
+  }
+  // Images at twice the corner side; the WAE sees their four corners as separate tiles.
+  const images = await openImages(config.data, 2 * config.wae.cornerResolution, config.loop.seed, log);
+  const corners = cornerTiles(images);
+  if (corners.size < config.loop.batchSize * strategy.worldSize) {
+    throw new Error(`${corners.size} corner tiles are fewer than one global batch (${config.loop.batchSize} x ${strategy.worldSize} replicas)`);
+  }
+  const pipeline = new Pipeline(corners, {
+    batchSize: config.loop.batchSize,
+    seed: config.loop.seed,
+    rank: strategy.rank,
+    worldSize: strategy.worldSize,
+    flip: config.data.flip,
+    prefetch: config.data.prefetch,
+  });
+  const objective = new WaeObjective({
+    model: waeArgsFromConfig(config.wae, config.data.channels),
+    kernel: config.loss.kernel,
+    lambda: config.loss.lambda,
+    optim: config.optim,
+    seed: config.loop.seed,
+    sampleImages: strategy.rank === 0 ? await fixedSamples(corners, 8) : [],
+  });
+  try {
+    return await train({
+      objective,
+      pipeline,
+      loop: config.loop,
+      runDir,
+      resume: opts.resume ?? false,
+      strategy,
+      logger: log,
+      config,
+      ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
+      ...(opts.stopAfterStep !== undefined ? { stopAfterStep: opts.stopAfterStep } : {}),
+      ...(opts.handleSignals !== undefined ? { handleSignals: opts.handleSignals } : {}),
+    });
+  } finally {
+    pipeline.close();
+    objective.dispose();
+  }
+}
+
+/** A trained WAE loaded from a run directory. */
+export interface LoadedWae {
+  /** The objective holding encoder and decoder (call `dispose()` when done). */
+  wae: WaeObjective;
+  /** The run's configuration. */
+  config: WaeTrainConfig;
+  /** Step of the checkpoint that was loaded. */
+  step: number;
+}
+
+/** Load the newest good checkpoint of a WAE run directory. */
+export async function loadWae(runDir: string, opts: { logger?: Logger } = {}): Promise<LoadedWae> {
+  const cfgPath = join(runDir, 'config.json');
+  if (!existsSync(cfgPath)) throw new Error(`${runDir} is not a proggan run directory (no config.json)`);
+  const config = JSON.parse(readFileSync(cfgPath, 'utf8')) as WaeTrainConfig;
+  if (config.model !== 'wae') throw new Error(`${runDir} holds a ${String(config.model)} run, not a WAE`);
+  const found = await loadLatestCheckpoint(runDir, opts.logger ? { logger: opts.logger } : {});
+  if (!found) throw new Error(`${runDir} has no readable checkpoint`);
+  const wae = new WaeObjective({
+    model: waeArgsFromConfig(config.wae, config.data.channels),
+    kernel: config.loss.kernel,
+    lambda: config.loss.lambda,
+    optim: config.optim,
+    seed: config.loop.seed,
+  });
+  for (const [name, v] of wae.stateVariables()) {
+    const rec = found.state.tensors[`model/${name}`];
+    if (!rec) throw new Error(`${found.dir} lacks ${name}`);
+    tf.tidy(() => v.assign(tf.tensor(rec.data, rec.shape, 'float32')));
+  }
+  return { wae, config, step: found.state.step };
+}

@@ -1,0 +1,343 @@
+/**
+ * The one training loop for every objective: data -> per-phase gradients -> strategy.allReduceMean ->
+ * optimiser -> upkeep (status line, stats.jsonl, checkpoints, sample grids) once per tick.
+ */
+import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { Pipeline, PipelineState } from '../data/pipeline.js';
+import { OneDeviceStrategy, type Strategy } from '../distributed/strategy.js';
+import type { Logger } from '../util/logger.js';
+import { silentLogger } from '../util/logger.js';
+import { Rng, type RngState } from '../util/random.js';
+import { loadLatestCheckpoint, saveCheckpoint, type CheckpointState, type TensorRecord } from './checkpoint.js';
+import type { LoopConfig } from './config.js';
+import type { Objective, Phase, StepContext } from './objective.js';
+import { Stats, StatsJsonlWriter, formatStatusLine } from './stats.js';
+import { createProgress, type Progress } from './progress.js';
+
+/** Options of {@link train}. */
+export interface TrainOptions {
+  /** The model and its losses. */
+  objective: Objective;
+  /** Batches of this replica's shard. */
+  pipeline: Pipeline;
+  /** Loop settings (steps, seed, upkeep intervals). */
+  loop: LoopConfig;
+  /** Directory for checkpoints, stats.jsonl and sample grids. */
+  runDir: string;
+  /** Continue from the newest good checkpoint in runDir. Default false. */
+  resume?: boolean;
+  /** Data-parallel strategy; default one device. */
+  strategy?: Strategy;
+  /** JSON logger; default silent. */
+  logger?: Logger;
+  /** Show a progress bar on stderr when it is a TTY. Default true. */
+  progress?: boolean;
+  /** JSON written to each checkpoint's meta (the resolved config). */
+  config?: unknown;
+  /** Stop after this step even if loop.steps is larger (for tests of interruption). */
+  stopAfterStep?: number;
+  /** Handle SIGINT/SIGTERM by checkpointing and returning. Default true. */
+  handleSignals?: boolean;
+}
+
+/** How a {@link train} call ended. */
+export interface TrainResult {
+  /** Steps completed in total (including before a resume). */
+  step: number;
+  /** Images shown in total. */
+  nimg: number;
+  /** Step the run resumed from (0 for a fresh run). */
+  resumedFrom: number;
+  /** Steps skipped because a loss or gradient was not finite. */
+  skippedSteps: number;
+  /** Why the loop ended. */
+  stoppedBy: 'steps' | 'signal' | 'stopAfterStep';
+  /** The last status record. */
+  last: Record<string, number | string>;
+}
+
+/** The run stopped because too many steps in a row had non-finite losses or gradients. */
+export class NonFiniteError extends Error {
+  override name = 'NonFiniteError';
+}
+
+/** A named tensor as optimisers save and load their slots. */
+type NamedTensor = Awaited<ReturnType<tf.Optimizer['getWeights']>>[number];
+
+interface TrainerMeta {
+  rng: RngState;
+  pipeline: PipelineState;
+  skippedSteps: number;
+  objective?: Record<string, unknown>;
+  optimizerWeightNames: Record<string, string[]>;
+  config?: unknown;
+  model: string;
+}
+
+async function snapshot(objective: Objective, phases: Phase[]): Promise<{ tensors: Record<string, TensorRecord>; optNames: Record<string, string[]> }> {
+  const tensors: Record<string, TensorRecord> = {};
+  for (const [name, v] of objective.stateVariables()) {
+    tensors[`model/${name}`] = { shape: v.shape.slice(), dtype: 'float32', data: (await v.data()) as Float32Array };
+  }
+  const optNames: Record<string, string[]> = {};
+  for (const phase of phases) {
+    const weights = await phase.optimizer.getWeights();
+    optNames[phase.name] = weights.map((w) => w.name);
+    weights.forEach((w, i) => {
+      const isInt = w.tensor.dtype === 'int32';
+      tensors[`opt/${phase.name}/${i}`] = {
+        shape: w.tensor.shape.slice(),
+        dtype: isInt ? 'int32' : 'float32',
+        data: isInt ? (w.tensor.dataSync() as Int32Array) : (w.tensor.dataSync() as Float32Array),
+      };
+    });
+  }
+  return { tensors, optNames };
+}
+
+async function restore(objective: Objective, phases: Phase[], state: CheckpointState, optNames: Record<string, string[]>): Promise<void> {
+  for (const [name, v] of objective.stateVariables()) {
+    const rec = state.tensors[`model/${name}`];
+    if (!rec) throw new Error(`checkpoint has no tensor for model variable ${name}: it was saved by a different model or config`);
+    if (rec.shape.join(',') !== v.shape.join(',')) {
+      throw new Error(`checkpoint tensor ${name} has shape [${rec.shape}] but the model expects [${v.shape}]: the config changed since the checkpoint`);
+    }
+    tf.tidy(() => v.assign(tf.tensor(rec.data, rec.shape, 'float32')));
+  }
+  for (const phase of phases) {
+    const names = optNames[phase.name] ?? [];
+    const named: NamedTensor[] = names.map((n, i) => {
+      const rec = state.tensors[`opt/${phase.name}/${i}`];
+      if (!rec) throw new Error(`checkpoint lacks optimizer slot ${i} of phase ${phase.name}`);
+      return { name: n, tensor: tf.tensor(rec.data, rec.shape, rec.dtype) };
+    });
+    if (named.length > 0) await phase.optimizer.setWeights(named);
+    for (const n of named) n.tensor.dispose();
+  }
+}
+
+/** Keep only stats.jsonl records up to `step`, so a resumed run neither repeats nor loses a line. */
+function truncateStats(runDir: string, step: number): void {
+  const path = join(runDir, 'stats.jsonl');
+  if (!existsSync(path)) return;
+  const kept = readFileSync(path, 'utf8').split('\n').filter((line) => {
+    if (line.trim() === '') return false;
+    try {
+      const rec = JSON.parse(line) as { step?: number };
+      return typeof rec.step === 'number' && rec.step <= step;
+    } catch {
+      return false; // a line torn by a crash
+    }
+  });
+  writeFileSync(`${path}.tmp`, kept.map((l) => `${l}\n`).join(''));
+  renameSync(`${path}.tmp`, path);
+}
+
+function globalNormAndLosses(grads: tf.Tensor[], losses: tf.Scalar[]): tf.Tensor1D {
+  return tf.tidy(() => {
+    const sq = grads.length > 0 ? tf.addN(grads.map((g) => tf.sum(tf.square(g)))) : tf.scalar(0);
+    return tf.concat([tf.sqrt(sq).reshape([1]), ...losses.map((l) => l.reshape([1]))]) as tf.Tensor1D;
+  });
+}
+
+async function reduceGradients(strategy: Strategy, grads: tf.Tensor[]): Promise<tf.Tensor[]> {
+  if (strategy.worldSize === 1) return grads;
+  const buffers = await Promise.all(grads.map(async (g) => new Float32Array((await g.data()) as Float32Array)));
+  await strategy.allReduceMean(buffers);
+  const out = grads.map((g, i) => tf.tensor(buffers[i] as Float32Array, g.shape, 'float32'));
+  tf.dispose(grads);
+  return out;
+}
+
+async function broadcastState(strategy: Strategy, objective: Objective): Promise<void> {
+  if (strategy.worldSize === 1) return;
+  const vars = objective.stateVariables().map(([, v]) => v);
+  const buffers = await Promise.all(vars.map(async (v) => new Float32Array((await v.data()) as Float32Array)));
+  await strategy.broadcast(buffers, 0);
+  vars.forEach((v, i) => tf.tidy(() => v.assign(tf.tensor(buffers[i] as Float32Array, v.shape, 'float32'))));
+}
+
+/**
+ * Train `objective` on `pipeline` up to `loop.steps`, resuming from runDir when asked. Every tensor
+ * created by a step is released by the end of the step.
+ */
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const { objective, pipeline, loop, runDir } = opts;
+  const strategy = opts.strategy ?? new OneDeviceStrategy();
+  const log = opts.logger ?? silentLogger();
+  const isChief = strategy.rank === 0;
+  const phases = objective.phases();
+  const rng = new Rng(`${loop.seed}/trainer`);
+  let step = 0;
+  let nimg = 0;
+  let skippedSteps = 0;
+  let resumedFrom = 0;
+
+  // Resume: weights, optimiser slots, counters, RNG and data position.
+  if (opts.resume) {
+    const found = await loadLatestCheckpoint(runDir, { logger: log });
+    if (found) {
+      const meta = found.state.meta as unknown as TrainerMeta;
+      if (meta.model !== objective.name) throw new Error(`${found.dir} holds a ${meta.model} checkpoint, not ${objective.name}`);
+      await restore(objective, phases, found.state, meta.optimizerWeightNames);
+      rng.setState(meta.rng);
+      pipeline.setState(meta.pipeline);
+      if (meta.objective && objective.setMeta) objective.setMeta(meta.objective);
+      step = found.state.step;
+      nimg = found.state.nimg;
+      skippedSteps = meta.skippedSteps;
+      resumedFrom = step;
+      if (isChief) truncateStats(runDir, step);
+      log.info({ checkpoint: found.dir, step, nimg }, `resumed from ${found.dir} at step ${step}`);
+    } else {
+      log.info({ runDir }, 'no checkpoint to resume from: starting at step 0');
+    }
+  }
+  await broadcastState(strategy, objective);
+
+  const stats = new Stats();
+  const jsonl = isChief ? new StatsJsonlWriter(runDir) : null;
+  const globalBatch = () => loop.batchSize * strategy.worldSize;
+  const target = Math.min(loop.steps, opts.stopAfterStep ?? Infinity);
+  const progress: Progress | null = isChief && opts.progress !== false ? createProgress(target, step) : null;
+  let stopRequested = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopRequested) process.exit(130);
+    stopRequested = true;
+    log.warn({ signal: sig }, `${sig}: finishing the current step, then saving a checkpoint (send again to abort without saving)`);
+  };
+  if (opts.handleSignals !== false) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+
+  const checkpoint = async () => {
+    if (!isChief) return;
+    const snap = await snapshot(objective, phases);
+    const meta: TrainerMeta = {
+      model: objective.name,
+      rng: rng.getState(),
+      pipeline: pipeline.getState(),
+      skippedSteps,
+      optimizerWeightNames: snap.optNames,
+      config: opts.config,
+      ...(objective.getMeta ? { objective: objective.getMeta() } : {}),
+    };
+    const dir = await saveCheckpoint(runDir, { step, nimg, tensors: snap.tensors, meta: meta as unknown as Record<string, unknown> }, { keep: loop.keepCheckpoints });
+    log.info({ checkpoint: dir, step }, `checkpoint ${dir}`);
+  };
+  const samples = async () => {
+    if (!isChief || !objective.writeSamples) return;
+    const path = join(runDir, 'samples', `step-${String(step).padStart(8, '0')}.png`);
+    await objective.writeSamples(path);
+    log.info({ path, step }, `samples ${path}`);
+  };
+
+  let nonFiniteRun = 0;
+  let tickStart = performance.now();
+  let tickSteps = 0;
+  let last: Record<string, number | string> = {};
+  const runStart = performance.now();
+  const startStep = step;
+  let stoppedBy: TrainResult['stoppedBy'] = 'steps';
+
+  try {
+    while (step < target) {
+      if (stopRequested) {
+        stoppedBy = 'signal';
+        break;
+      }
+      // Fetch this replica's batch (decoded ahead while the previous step computed).
+      const batch = await pipeline.next();
+      const x = tf.tensor4d(batch.data, batch.shape);
+      const ctx: StepContext = { step, nimg, rng };
+      let stepFinite = true;
+      try {
+        for (const phase of phases) {
+          if (phase.interval !== undefined && step % phase.interval !== 0) continue;
+          // Compute this phase's loss and gradients, then average them over the replicas.
+          const result = objective.computeGradients(phase, x, ctx);
+          const names = Object.keys(result.losses);
+          let grads = result.grads;
+          grads = await reduceGradients(strategy, grads);
+          const checks = globalNormAndLosses(grads, names.map((n) => result.losses[n] as tf.Scalar));
+          const values = (await checks.data()) as Float32Array;
+          checks.dispose();
+          tf.dispose(Object.values(result.losses));
+          const finite = values.every((v) => Number.isFinite(v));
+          if (finite) {
+            // Apply the averaged gradients; variable order is the phase's, the same on every replica.
+            phase.optimizer.applyGradients(phase.vars.map((v, i) => ({ name: v.name, tensor: grads[i] as tf.Tensor })));
+            stats.report(`grad_norm/${phase.name}`, values[0] as number);
+            names.forEach((n, i) => stats.report(`loss/${n}`, values[i + 1] as number));
+          } else {
+            stepFinite = false;
+            log.warn({ step, phase: phase.name, values: Array.from(values) }, `non-finite loss or gradient in phase ${phase.name} at step ${step}: step skipped`);
+          }
+          tf.dispose(grads);
+          if (!stepFinite) break;
+        }
+      } finally {
+        x.dispose();
+      }
+      if (stepFinite) {
+        nonFiniteRun = 0;
+        objective.afterStep?.(ctx);
+      } else {
+        skippedSteps++;
+        nonFiniteRun++;
+        stats.report('skipped_steps', 1);
+        if (nonFiniteRun >= loop.maxNonFinite) {
+          throw new NonFiniteError(`${nonFiniteRun} steps in a row had non-finite losses or gradients (last at step ${step}); ` +
+            `stopping. Lower --lr, check the input data for NaN/Inf, or resume from the last good checkpoint in ${runDir}.`);
+        }
+      }
+      step++;
+      nimg += globalBatch();
+      tickSteps++;
+      progress?.update(step);
+
+      // Upkeep: status line and stats once per tick, checkpoints and samples on their intervals.
+      if (step % loop.tickEvery === 0 || step === target) {
+        const now = performance.now();
+        const secPerStep = (now - tickStart) / 1000 / Math.max(1, tickSteps);
+        const done = step - startStep;
+        const elapsed = (now - runStart) / 1000;
+        const record = stats.tick();
+        last = {
+          step,
+          kimg: nimg / 1000,
+          ...record,
+          'sec/step': secPerStep,
+          'img/s': globalBatch() / secPerStep,
+          tensors: tf.memory().numTensors,
+          eta_s: done > 0 ? (elapsed / done) * (target - step) : 0,
+          skipped: skippedSteps,
+        };
+        if (isChief) {
+          jsonl?.write(last);
+          log.info({ ...last, kind: 'status' }, formatStatusLine({ ...last, step: `${step}/${target}` }));
+        }
+        tickStart = now;
+        tickSteps = 0;
+      }
+      if (step % loop.checkpointEvery === 0) await checkpoint();
+      if (step % loop.sampleEvery === 0) await samples();
+    }
+    if (stopRequested && stoppedBy === 'steps' && step < target) stoppedBy = 'signal';
+    if (step >= target && opts.stopAfterStep !== undefined && opts.stopAfterStep < loop.steps) stoppedBy = 'stopAfterStep';
+    // Always end with a checkpoint and a picture of where the run stands.
+    if (step % loop.checkpointEvery !== 0) await checkpoint();
+    if (step % loop.sampleEvery !== 0 && step > startStep) await samples();
+  } finally {
+    progress?.stop();
+    jsonl?.close();
+    if (opts.handleSignals !== false) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  }
+  return { step, nimg, resumedFrom, skippedSteps, stoppedBy, last };
+}

@@ -1,0 +1,85 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseTrainArgs } from '../src/cli/train.js';
+import { resolveTrainConfig } from '../src/cli/run-train.js';
+import { UsageError } from '../src/util/errors.js';
+
+describe('parseTrainArgs', () => {
+  it('reads model, run options and config flags', () => {
+    const r = parseTrainArgs(['wae', '--preset', 'tiny', '--steps', '20', '--run-dir', 'D', '--seed', '3', '--backend', 'cpu',
+      '--channels', '3', '--lr', '0.001', '--mmd-kernel', 'rbf', '--no-flip', '--bad-files', 'skip', '--data', 'imgs']);
+    expect(r.model).toBe('wae');
+    expect(r.preset).toBe('tiny');
+    expect(r.runDir).toBe('D');
+    expect(r.backend).toBe('cpu');
+    expect(r.resume).toBe(false);
+    expect(r.flags.loop).toEqual({ steps: 20, seed: 3 });
+    expect(r.flags.data).toEqual({ dir: 'imgs', channels: 3, badFiles: 'skip', flip: false });
+    expect(r.flags.optim).toEqual({ lr: 0.001 });
+    expect(r.flags.loss).toEqual({ kernel: 'rbf' });
+  });
+
+  it('defaults to the wae model and leaves unset flags out', () => {
+    const r = parseTrainArgs([]);
+    expect(r.model).toBe('wae');
+    expect(r.flags.loop).toEqual({});
+    expect(r.dryRun).toBe(false);
+  });
+
+  it('rejects bad values and combinations with the flag named', () => {
+    expect(() => parseTrainArgs(['--resume'])).toThrow(/--resume needs --run-dir/);
+    expect(() => parseTrainArgs(['--backend', 'gpu'])).toThrow(/backend/);
+    expect(() => parseTrainArgs(['--channels', '2'])).toThrow(/channels/);
+    expect(() => parseTrainArgs(['--no-such-flag'])).toThrow(/no-such-flag/);
+    expect(() => parseTrainArgs(['--threads', '0'])).toThrow(/--threads/);
+  });
+});
+
+describe('config precedence', () => {
+  it('defaults < preset < --config file < flags, validated with the flag named', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'proggan-cfg-'));
+    const file = join(dir, 'c.json');
+    writeFileSync(file, JSON.stringify({ loop: { steps: 77, batchSize: 4 }, optim: { lr: 0.01 } }));
+    const req = parseTrainArgs(['--preset', 'tiny', '--config', file, '--steps', '5']);
+    const c = resolveTrainConfig(req, join(dir, 'run'));
+    expect(c.wae.cornerResolution).toBe(16); // preset
+    expect(c.loop.batchSize).toBe(4); // file over preset
+    expect(c.optim.lr).toBe(0.01); // file
+    expect(c.loop.steps).toBe(5); // flag over file
+    expect(c.loss.lambda).toBe(100); // default
+    expect(() => resolveTrainConfig(parseTrainArgs(['--resolution', '24']), dir)).toThrow(/--resolution/);
+    expect(() => resolveTrainConfig(parseTrainArgs(['--preset', 'huge']), dir)).toThrow(/--preset/);
+    expect(() => resolveTrainConfig(parseTrainArgs(['--batch-size', '1']), dir)).toThrow(UsageError);
+    writeFileSync(file, '{ not json');
+    expect(() => resolveTrainConfig(parseTrainArgs(['--config', file]), dir)).toThrow(new RegExp(`--config ${file}: not valid JSON`));
+  });
+
+  it('--resume reads the saved config of the run directory', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'proggan-cfg-'));
+    expect(() => resolveTrainConfig(parseTrainArgs(['--run-dir', dir, '--resume']), dir)).toThrow(/no config.json/);
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ model: 'wae', wae: { cornerResolution: 32, latentSize: 8 }, loop: { steps: 10 } }));
+    const c = resolveTrainConfig(parseTrainArgs(['--run-dir', dir, '--resume', '--steps', '30']), dir);
+    expect(c.wae.cornerResolution).toBe(32);
+    expect(c.wae.latentSize).toBe(8);
+    expect(c.loop.steps).toBe(30);
+  });
+});
+
+describe('bin/proggan.js', () => {
+  it('prints help without loading tfjs', () => {
+    const probe = `process.on('exit', () => console.log('TFJS_LOADED=' + (typeof globalThis._tfengine !== 'undefined')));
+      const m = await import('./dist/cli/main.js'); await m.main(['--help']);`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { cwd: join(import.meta.dirname, '..'), encoding: 'utf8' });
+    expect(r.stdout).toMatch(/proggan train/);
+    expect(r.stdout).toMatch(/TFJS_LOADED=false/);
+  });
+
+  it('names the flag on a usage error and exits 2', () => {
+    const r = spawnSync(process.execPath, ['bin/proggan.js', 'train', '--resume'], { cwd: join(import.meta.dirname, '..'), encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--resume needs --run-dir/);
+  });
+});
