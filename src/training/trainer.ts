@@ -55,7 +55,7 @@ export interface TrainResult {
   /** Why the loop ended. */
   stoppedBy: 'steps' | 'signal' | 'stopAfterStep';
   /** The last status record. */
-  last: Record<string, number | string>;
+  last: Record<string, number>;
 }
 
 /** The run stopped because too many steps in a row had non-finite losses or gradients. */
@@ -238,7 +238,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let nonFiniteRun = 0;
   let tickStart = performance.now();
   let tickSteps = 0;
-  let last: Record<string, number | string> = {};
+  let last: Record<string, number> = {};
   const runStart = performance.now();
   const startStep = step;
   let stoppedBy: TrainResult['stoppedBy'] = 'steps';
@@ -305,20 +305,20 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const secPerStep = (now - tickStart) / 1000 / Math.max(1, tickSteps);
         const done = step - startStep;
         const elapsed = (now - runStart) / 1000;
-        const record = stats.tick();
+        const means = Object.fromEntries(Object.entries(stats.tick()).map(([k, v]) => [k, k === 'skipped_steps' ? v.count : v.mean]));
         last = {
           step,
           kimg: nimg / 1000,
-          ...record,
+          ...means,
           'sec/step': secPerStep,
           'img/s': globalBatch() / secPerStep,
           tensors: tf.memory().numTensors,
-          eta_s: done > 0 ? (elapsed / done) * (target - step) : 0,
           skipped: skippedSteps,
         };
         if (isChief) {
-          jsonl?.write(last);
-          log.info({ ...last, kind: 'status' }, formatStatusLine({ ...last, step: `${step}/${target}` }));
+          jsonl?.write({ ...last, time: Date.now() / 1000 });
+          const eta = done > 0 ? (elapsed / done) * (target - step) : 0;
+          log.info({ ...last, kind: 'status' }, formatStatusLine({ ...last, step: { of: [step, target] }, eta: { seconds: eta } }));
         }
         tickStart = now;
         tickSteps = 0;

@@ -103,7 +103,7 @@ export class WaeObjective implements Objective {
     });
     try {
       const rows = [real, (await recon.data()) as Float32Array, (await prior.data()) as Float32Array];
-      await writeRowsGrid(path, rows, [n, r, r, c]);
+      await writeRowsGrid(path, rows, [r, r, c], { scale: Math.max(1, Math.floor(64 / r)) });
     } finally {
       recon.dispose();
       prior.dispose();
