@@ -14,6 +14,7 @@ import { loadLatestCheckpoint, saveCheckpoint, type CheckpointState, type Tensor
 import type { LoopConfig } from './config.js';
 import type { Objective, Phase, StepContext } from './objective.js';
 import { Stats, StatsJsonlWriter, formatStatusLine } from './stats.js';
+import { TensorBoardWriter } from './tensorboard.js';
 import { createProgress, type Progress } from './progress.js';
 
 /** Options of {@link train}. */
@@ -199,6 +200,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   const stats = new Stats();
   const jsonl = isChief ? new StatsJsonlWriter(runDir) : null;
+  const tb = isChief ? new TensorBoardWriter(join(runDir, 'tensorboard')) : null;
   const globalBatch = () => loop.batchSize * strategy.worldSize;
   const target = Math.min(loop.steps, opts.stopAfterStep ?? Infinity);
   const progress: Progress | null = isChief && opts.progress !== false ? createProgress(target, step) : null;
@@ -317,6 +319,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         };
         if (isChief) {
           jsonl?.write({ ...last, time: Date.now() / 1000 });
+          tb?.scalars(last, step);
           const eta = done > 0 ? (elapsed / done) * (target - step) : 0;
           log.info({ ...last, kind: 'status' }, formatStatusLine({ ...last, step: { of: [step, target] }, eta: { seconds: eta } }));
         }
@@ -334,6 +337,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   } finally {
     progress?.stop();
     jsonl?.close();
+    tb?.close();
     if (opts.handleSignals !== false) {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
