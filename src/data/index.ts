@@ -1,0 +1,17 @@
+/**
+ * The data module: image folders (sharp), synthetic satellite-like tiles, corner tiling and the
+ * input pipeline. Tensor-free: batches are NHWC Float32Arrays in [-1, 1].
+ */
+
+export {
+  loadImageFolder,
+  bytesToUnit,
+  BadImageFilesError,
+  DEFAULT_IMAGE_EXTENSIONS,
+  type ImageFolderOptions,
+  type ImageFolderDataset,
+  type BadImageFile,
+} from './images.js';
+export { syntheticTiles, renderTile, SyntheticTileDataset, type SyntheticTilesOptions } from './synthetic.js';
+export { splitCorners, joinCorners, flipH, flipV, cornerFlips, orientCorner, CORNERS, type Corner } from './corners.js';
+export { Pipeline, type ImageDataset, type Batch, type PipelineState, type PipelineOptions } from './pipeline.js';
