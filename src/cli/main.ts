@@ -2,6 +2,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { errorMessage, UsageError } from '../util/errors.js';
+import { completeCommand, extendCommand, sampleCommand } from './complete.js';
 import { trainCommand } from './train.js';
 
 /** Run the CLI on `argv` (without node and script). */
@@ -10,6 +11,9 @@ export async function main(argv: string[]): Promise<void> {
     .scriptName('proggan')
     .usage('$0 <command> [options]')
     .command(trainCommand)
+    .command(completeCommand)
+    .command(extendCommand)
+    .command(sampleCommand)
     .demandCommand(1, 'Name a command, e.g. `proggan train wae --preset tiny`.')
     .strict()
     .help()

@@ -1,0 +1,304 @@
+/**
+ * The bodies of `proggan complete`, `proggan extend` and `proggan sample`, loaded only when one of
+ * them actually runs (they pull in tfjs, sharp and the models).
+ *
+ * Input images are validated like training data: a full decode (not just the header) with sharp,
+ * alpha dropped, channels converted explicitly to the model's (1 or 3), 16-bit reduced to 8-bit,
+ * every conversion logged. `complete` needs a 2R x 2R image at the model's corner side R: another
+ * size is cover-cropped (centred) and resized to 2R x 2R with a warning saying so (`--no-resize`
+ * makes it an error), and the output is 2R x 2R. `extend` uses the image at its own pixel scale.
+ */
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import { initBackend } from '../backend/index.js';
+import { completeImage, completeImages, completerFromModels, type CornerCompleter } from '../completion/complete.js';
+import { extendImage, planExtension } from '../completion/extend.js';
+import { CORNERS, type Corner } from '../data/corners.js';
+import { bytesToUnit, loadImageFolder } from '../data/images.js';
+import { syntheticTiles } from '../data/synthetic.js';
+import { writeImageGrid, writeRowsGrid } from '../training/samples.js';
+import { UsageError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import { hashSeed } from '../util/random.js';
+import { createCliLogger } from './logging.js';
+import type { CompleteRequest, ExtendRequest, ModelUseRequest, SampleRequest } from './complete.js';
+
+/** A decoded input image: HWC values in [-1, 1]. */
+export interface InputImage {
+  /** Pixels, HWC, values in [-1, 1]. */
+  data: Float32Array;
+  /** Width in pixels. */
+  width: number;
+  /** Height in pixels. */
+  height: number;
+  /** Channels (as asked for). */
+  channels: 1 | 3;
+  /** Conversions applied, e.g. `rgba->rgb`, `16bit->8bit`, `cover-crop`. */
+  conversions: string[];
+}
+
+/** The decoder's message as one line. */
+function reasonOf(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split('\n').map((s) => s.trim()).filter((s) => s.length > 0).join('; ') || 'unknown decode error';
+}
+
+function sourceKind(meta: Metadata): string {
+  if (meta.isPalette) return meta.hasAlpha ? 'palette+alpha' : 'palette';
+  if (meta.space === 'cmyk') return 'cmyk';
+  const kinds: Record<number, string> = { 1: 'grayscale', 2: 'grayscale+alpha', 3: 'rgb', 4: 'rgba' };
+  return kinds[meta.channels ?? 0] ?? `${String(meta.channels)}-band`;
+}
+
+/**
+ * Read one image file given by `flag` (e.g. `--image`): full decode, alpha dropped, converted to
+ * `channels`; optionally cover-cropped and resized to `size` x `size`. Every failure is a
+ * {@link UsageError} naming the flag and the file.
+ */
+export async function readImageFile(file: string, channels: 1 | 3, flag: string, size?: number): Promise<InputImage> {
+  const where = `${flag} ${file}`;
+  await checkFile(file, flag);
+  let meta: Metadata;
+  try {
+    meta = await sharp(file, { failOn: 'warning' }).metadata();
+  } catch (err) {
+    throw new UsageError(`${where}: not a readable image (${reasonOf(err)}); give a PNG, JPEG, TIFF or WebP file`);
+  }
+  if (meta.depth !== 'uchar' && meta.depth !== 'ushort') {
+    throw new UsageError(`${where}: unsupported sample format '${String(meta.depth)}' (8- and 16-bit integer images are read); convert it first`);
+  }
+  const conversions: string[] = [];
+  const src = sourceKind(meta);
+  const dst = channels === 3 ? 'rgb' : 'grayscale';
+  if (src !== dst) conversions.push(`${src}->${dst}`);
+  if (meta.depth === 'ushort') conversions.push('16bit->8bit');
+  if ((meta.pages ?? 1) > 1) conversions.push('multipage->first-page');
+
+  // Decode the whole file (a truncated or corrupt file fails here, not later).
+  let raw: { data: Buffer; info: OutputInfo };
+  try {
+    raw = await sharp(file, { failOn: 'warning', autoOrient: true })
+      .removeAlpha()
+      .toColourspace(channels === 3 ? 'srgb' : 'b-w')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+  } catch (err) {
+    throw new UsageError(`${where}: the image does not decode (${reasonOf(err)}); the file may be truncated or corrupt`);
+  }
+  let { width, height } = raw.info;
+  if (raw.info.channels !== channels || raw.data.length !== width * height * channels) {
+    throw new UsageError(`${where}: decoded to ${raw.info.channels} channels where ${channels} were asked for (source: ${src})`);
+  }
+  let bytes = new Uint8Array(raw.data.buffer, raw.data.byteOffset, raw.data.length);
+
+  // Cover-crop and resize when a size is asked for and differs.
+  if (size !== undefined && (width !== size || height !== size)) {
+    conversions.push(width !== height ? 'cover-crop' : 'resize');
+    let img = sharp(raw.data, { raw: { width, height, channels } }).resize(size, size, { fit: 'cover', position: 'centre' });
+    if (channels === 1) img = img.toColourspace('b-w');
+    const out = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    bytes = new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.length);
+    width = size;
+    height = size;
+  }
+  return { data: bytesToUnit(bytes), width, height, channels, conversions };
+}
+
+/** Fail fast (before the model loads) when the file named by `flag` is not there. */
+async function checkFile(file: string, flag: string): Promise<void> {
+  const st = await stat(file).catch(() => null);
+  if (st === null) throw new UsageError(`${flag} ${file}: no such file`);
+  if (!st.isFile()) throw new UsageError(`${flag} ${file}: not a file`);
+}
+
+/** A trained run opened for completion. */
+interface OpenModel {
+  /** The completer (EMA generator + frozen encoder). */
+  completer: CornerCompleter;
+  /** Corner side R. */
+  r: number;
+  /** Channels. */
+  channels: 1 | 3;
+  /** Release the networks. */
+  dispose(): void;
+}
+
+/** Start the logger and the backend, and open the run directory named by `--checkpoint`. */
+async function openModel(req: ModelUseRequest): Promise<{ log: Logger; model: OpenModel }> {
+  const log = createCliLogger({ level: req.logLevel });
+  await initBackend({
+    ...(req.backend !== undefined ? { backend: req.backend } : {}),
+    ...(req.threads !== undefined ? { threads: req.threads } : {}),
+    logger: log,
+  });
+  const runDir = resolve(req.checkpoint);
+  const st = await stat(runDir).catch(() => null);
+  if (st === null || !st.isDirectory()) throw new UsageError(`--checkpoint ${req.checkpoint}: no such run directory (give the run directory of \`proggan train progan\`)`);
+  const { loadProgan } = await import('../training/run-progan.js');
+  let loaded: Awaited<ReturnType<typeof loadProgan>>;
+  try {
+    loaded = await loadProgan(runDir, { logger: log });
+  } catch (err) {
+    throw new UsageError(`--checkpoint ${req.checkpoint}: ${reasonOf(err)}`);
+  }
+  const { generator, encoder, config, step, resolution: r, alpha } = loaded;
+  try {
+    const channels = config.data.channels;
+    const completer = completerFromModels(generator, encoder, { zDim: config.progan.zDim, resolution: r, alpha });
+    log.info({ runDir, step, cornerResolution: r, alpha, channels }, `model: ${runDir} at step ${step}, corners ${r}x${r}, ${channels} channel(s)`);
+    if (r < config.progan.maxCornerResolution) {
+      log.warn({ cornerResolution: r, maxCornerResolution: config.progan.maxCornerResolution },
+        `the run is still growing: its generator makes ${r}x${r} corners (of ${config.progan.maxCornerResolution} at the end), so completion works on ${2 * r}x${2 * r} images`);
+    }
+    return {
+      log,
+      model: {
+        completer,
+        r,
+        channels,
+        dispose() {
+          generator.dispose();
+          encoder.dispose();
+        },
+      },
+    };
+  } catch (err) {
+    generator.dispose();
+    encoder.dispose();
+    throw err;
+  }
+}
+
+/** Write one HWC image in [-1, 1] as a PNG (byte-exact for pixels that came from an 8-bit file). */
+async function writeImage(file: string, img: Float32Array, h: number, w: number, c: 1 | 3): Promise<void> {
+  await writeImageGrid(file, img, [1, h, w, c], { padding: 0 });
+}
+
+/** Run a parsed `proggan complete` request. */
+export async function runComplete(req: CompleteRequest): Promise<void> {
+  await checkFile(req.image, '--image');
+  const { log, model } = await openModel(req);
+  try {
+    const size = 2 * model.r;
+    const probe = await readImageFile(req.image, model.channels, '--image');
+    let img = probe;
+    if (probe.width !== size || probe.height !== size) {
+      if (!req.resize) {
+        throw new UsageError(`--image ${req.image} is ${probe.width}x${probe.height}, but the model completes ${size}x${size} images ` +
+          `(corners of ${model.r} px); resize it, or leave out --no-resize to have it cover-cropped and resized`);
+      }
+      img = await readImageFile(req.image, model.channels, '--image', size);
+      log.warn({ image: req.image, from: [probe.width, probe.height], to: [size, size] },
+        `--image ${req.image} is ${probe.width}x${probe.height}: cover-cropped and resized to ${size}x${size}, the model's image size; the output is ${size}x${size}`);
+    }
+    if (img.conversions.length > 0) log.info({ image: req.image, conversions: img.conversions }, `--image ${req.image}: ${img.conversions.join(', ')}`);
+    const out = completeImage(img.data, req.missing, model.completer, req.seed);
+    await writeImage(req.out, out, size, size, model.channels);
+    log.info({ out: req.out, missing: req.missing, seed: req.seed }, `wrote ${req.out}: ${req.image} with its ${req.missing} corner generated`);
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Run a parsed `proggan extend` request. */
+export async function runExtend(req: ExtendRequest): Promise<void> {
+  await checkFile(req.image, '--image');
+  const { log, model } = await openModel(req);
+  try {
+    const r = model.r;
+    const img = await readImageFile(req.image, model.channels, '--image');
+    if (img.width < 2 * r || img.height < 2 * r) {
+      throw new UsageError(`--image ${req.image} is ${img.width}x${img.height}; extension needs at least ${2 * r}x${2 * r} ` +
+        `(each new ${r}x${r} tile is generated from a ${2 * r}x${2 * r} window of known pixels)`);
+    }
+    if (req.width < img.width) throw new UsageError(`--width ${req.width} is smaller than the width ${img.width} of --image ${req.image}; extend only grows images`);
+    if (req.height < img.height) throw new UsageError(`--height ${req.height} is smaller than the height ${img.height} of --image ${req.image}; extend only grows images`);
+    if (img.conversions.length > 0) log.info({ image: req.image, conversions: img.conversions }, `--image ${req.image}: ${img.conversions.join(', ')}`);
+    const total = planExtension(img.height, img.width, req.height, req.width, r).steps.length;
+    log.info({ from: [img.width, img.height], to: [req.width, req.height], tiles: total },
+      `extending ${img.width}x${img.height} to ${req.width}x${req.height}: ${total} tiles of ${r}x${r}`);
+    const every = Math.max(1, Math.ceil(total / 10));
+    const out = extendImage(img.data, img.height, img.width, model.channels, req.height, req.width, model.completer, req.seed, {
+      onTile: (done, n) => {
+        if (done % every === 0 || done === n) log.info({ done, total: n }, `tiles ${done}/${n}`);
+      },
+    });
+    await writeImage(req.out, out, req.height, req.width, model.channels);
+    log.info({ out: req.out }, `wrote ${req.out} (${req.width}x${req.height})`);
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Images per completer call in `sample`. */
+const SAMPLE_BATCH = 16;
+/** Images per grid row group in `sample`. */
+const SAMPLE_COLS = 8;
+
+/** Run a parsed `proggan sample` request. */
+export async function runSample(req: SampleRequest): Promise<void> {
+  const { log, model } = await openModel(req);
+  try {
+    const size = 2 * model.r;
+    const c = model.channels;
+
+    // The images: a held-out folder (validated like training data), or procedural tiles with a seed of their own.
+    const reals: Float32Array[] = [];
+    if (req.data !== undefined) {
+      const st = await stat(req.data).catch(() => null);
+      if (st === null || !st.isDirectory()) throw new UsageError(`--data ${req.data}: no such folder`);
+      const ds = await loadImageFolder(req.data, { resolution: size, channels: c, logger: log });
+      const n = Math.min(req.n, ds.size);
+      if (n < req.n) log.warn({ data: req.data, images: ds.size }, `--data ${req.data} holds ${ds.size} images; the grid shows ${n}, not --n ${req.n}`);
+      for (let i = 0; i < n; i++) reals.push(await ds.get(i));
+    } else {
+      const seed = hashSeed('proggan-sample-held-out', req.seed);
+      const ds = syntheticTiles({ count: req.n, resolution: size, channels: c, seed });
+      for (let i = 0; i < req.n; i++) reals.push(ds.generate(i));
+      log.info({ seed }, `images: ${req.n} procedural tiles (seed ${seed}, not a training seed); pass --data DIR for held-out images`);
+    }
+
+    // Complete them, batched per missing corner.
+    const missingOf = (i: number): Corner => (req.missing === 'all' ? (CORNERS[i % 4] as Corner) : req.missing);
+    const completed: Float32Array[] = new Array<Float32Array>(reals.length);
+    for (const corner of CORNERS) {
+      const idx = reals.map((_, i) => i).filter((i) => missingOf(i) === corner);
+      for (let b = 0; b < idx.length; b += SAMPLE_BATCH) {
+        const part = idx.slice(b, b + SAMPLE_BATCH);
+        const outs = completeImages(part.map((i) => reals[i] as Float32Array), corner, model.completer, hashSeed(req.seed, corner, b));
+        part.forEach((i, k) => (completed[i] = outs[k] as Float32Array));
+      }
+    }
+
+    // Grid: per group of up to 8 images, a row of the real images, a row with the missing corner
+    // greyed out (value 0), and a row of completions.
+    const r = model.r;
+    const masked = reals.map((img, i) => {
+      const out = img.slice();
+      const corner = missingOf(i);
+      const oy = corner[0] === 'b' ? r : 0;
+      const ox = corner[1] === 'r' ? r : 0;
+      for (let y = oy; y < oy + r; y++) out.fill(0, ((y * size) + ox) * c, ((y * size) + ox + r) * c);
+      return out;
+    });
+    const concat = (arrs: Float32Array[]): Float32Array => {
+      const out = new Float32Array(arrs.reduce((s, a) => s + a.length, 0));
+      let o = 0;
+      for (const a of arrs) {
+        out.set(a, o);
+        o += a.length;
+      }
+      return out;
+    };
+    const rows: Float32Array[] = [];
+    for (let g = 0; g < reals.length; g += SAMPLE_COLS) {
+      rows.push(concat(reals.slice(g, g + SAMPLE_COLS)), concat(masked.slice(g, g + SAMPLE_COLS)), concat(completed.slice(g, g + SAMPLE_COLS)));
+    }
+    await writeRowsGrid(req.out, rows, [size, size, c], { scale: Math.max(1, Math.floor(64 / size)) });
+    log.info({ out: req.out, images: reals.length, missing: req.missing },
+      `wrote ${req.out}: ${reals.length} images in row groups of real / missing corner greyed / completed`);
+  } finally {
+    model.dispose();
+  }
+}
