@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Logger } from '../util/logger.js';
 
+import { registerFastCpuKernels } from './cpu-kernels.js';
 import { BACKEND_NAMES, type BackendKind, type BackendRequest } from './names.js';
 
 export { BACKEND_NAMES, type BackendKind, type BackendRequest };
@@ -99,6 +100,8 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendInf
   const log = opts.logger;
   // The cpu backend's "install tfjs-node" advert is noise for us: the choice is logged below.
   tf.env().set('PROD', true);
+  // Before the native backend copies the cpu kernels, so both get the faster pure-JS fallbacks.
+  registerFastCpuKernels();
 
   let info: BackendInfo;
   if (request === 'tensorflow') {
