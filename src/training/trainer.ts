@@ -93,6 +93,8 @@ async function snapshot(objective: Objective, phases: Phase[]): Promise<{ tensor
         dtype: isInt ? 'int32' : 'float32',
         data: isInt ? (w.tensor.dataSync() as Int32Array) : (w.tensor.dataSync() as Float32Array),
       };
+      // getWeights() makes a fresh tensor for the iteration count on every call; the slots are variables it keeps.
+      if (!(w.tensor instanceof tf.Variable)) w.tensor.dispose();
     });
   }
   return { tensors, optNames };
@@ -169,7 +171,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const strategy = opts.strategy ?? new OneDeviceStrategy();
   const log = opts.logger ?? silentLogger();
   const isChief = strategy.rank === 0;
-  const phases = objective.phases();
   const rng = new Rng(`${loop.seed}/trainer`);
   let step = 0;
   let nimg = 0;
@@ -182,12 +183,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (found) {
       const meta = found.state.meta as unknown as TrainerMeta;
       if (meta.model !== objective.name) throw new Error(`${found.dir} holds a ${meta.model} checkpoint, not ${objective.name}`);
-      await restore(objective, phases, found.state, meta.optimizerWeightNames);
-      rng.setState(meta.rng);
-      pipeline.setState(meta.pipeline);
-      if (meta.objective && objective.setMeta) objective.setMeta(meta.objective);
       step = found.state.step;
       nimg = found.state.nimg;
+      // Objective state first: the current phases (and so the optimiser slots to fill) depend on it.
+      if (meta.objective && objective.setMeta) objective.setMeta(meta.objective);
+      objective.beginStep?.({ step, nimg, rng });
+      await restore(objective, objective.phases(), found.state, meta.optimizerWeightNames);
+      rng.setState(meta.rng);
+      pipeline.setState(meta.pipeline);
       skippedSteps = meta.skippedSteps;
       resumedFrom = step;
       if (isChief) truncateStats(runDir, step);
@@ -217,7 +220,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   const checkpoint = async () => {
     if (!isChief) return;
-    const snap = await snapshot(objective, phases);
+    const snap = await snapshot(objective, objective.phases());
     const meta: TrainerMeta = {
       model: objective.name,
       rng: rng.getState(),
@@ -255,9 +258,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const batch = await pipeline.next();
       const x = tf.tensor4d(batch.data, batch.shape);
       const ctx: StepContext = { step, nimg, rng };
+      objective.beginStep?.(ctx);
       let stepFinite = true;
       try {
-        for (const phase of phases) {
+        for (const phase of objective.phases()) {
           if (phase.interval !== undefined && step % phase.interval !== 0) continue;
           // Compute this phase's loss and gradients, then average them over the replicas.
           const result = objective.computeGradients(phase, x, ctx);
