@@ -11,6 +11,12 @@ export interface Strategy {
   readonly worldSize: number;
   /** Average each buffer element-wise across replicas, in place. Same order and sizes on every rank. */
   allReduceMean(buffers: Float32Array[]): Promise<void>;
+  /** Sum each buffer element-wise across replicas, in place. Same order and sizes on every rank. */
+  allReduceSum(buffers: Float32Array[]): Promise<void>;
+  /** Combine a few float64 values (loss sums, counts) across replicas, in place; default `sum`. */
+  allReduceScalars(values: Float64Array, op?: 'sum' | 'mean'): Promise<void>;
+  /** Every replica's `data`, indexed by rank; lengths may differ. */
+  allGather(data: Float32Array): Promise<Float32Array[]>;
   /** Overwrite every rank's buffers with rank `root`'s, in place. */
   broadcast(buffers: Float32Array[], root?: number): Promise<void>;
   /** Wait until every replica reaches this point. */
@@ -24,6 +30,11 @@ export class OneDeviceStrategy implements Strategy {
   readonly rank = 0;
   readonly worldSize = 1;
   async allReduceMean(_buffers: Float32Array[]): Promise<void> {}
+  async allReduceSum(_buffers: Float32Array[]): Promise<void> {}
+  async allReduceScalars(_values: Float64Array, _op: 'sum' | 'mean' = 'sum'): Promise<void> {}
+  async allGather(data: Float32Array): Promise<Float32Array[]> {
+    return [data];
+  }
   async broadcast(_buffers: Float32Array[], _root = 0): Promise<void> {}
   async barrier(): Promise<void> {}
   async close(): Promise<void> {}

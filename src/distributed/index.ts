@@ -1,0 +1,7 @@
+/** Distributed training: the strategy seam, collectives on typed arrays, transports and cluster description. */
+export * from './strategy.js';
+export * from './transport.js';
+export * from './collectives.js';
+export * from './tcp.js';
+export * from './cluster.js';
+export * from './mirrored.js';
