@@ -13,7 +13,9 @@ import { Rng, type RngState } from '../util/random.js';
 import { loadLatestCheckpoint, saveCheckpoint, type CheckpointState, type TensorRecord } from './checkpoint.js';
 import type { LoopConfig } from './config.js';
 import type { Objective, Phase, StepContext } from './objective.js';
-import { Stats, StatsJsonlWriter, formatStatusLine } from './stats.js';
+import { checksum, ReplicaDivergenceError } from '../distributed/mirrored.js';
+import { Stats, StatsJsonlWriter, formatStatusLine, summarize, type StatsBuffers, type TickRecord } from './stats.js';
+import { Timeline } from './timeline.js';
 import { TensorBoardWriter } from './tensorboard.js';
 import { createProgress, type Progress } from './progress.js';
 
@@ -41,6 +43,8 @@ export interface TrainOptions {
   stopAfterStep?: number;
   /** Handle SIGINT/SIGTERM by checkpointing and returning. Default true. */
   handleSignals?: boolean;
+  /** Write a Chrome trace of every step's parts to this file (rank r writes `<file>.rank<r>` when r > 0). */
+  timeline?: string;
 }
 
 /** How a {@link train} call ended. */
@@ -162,6 +166,30 @@ async function broadcastState(strategy: Strategy, objective: Objective): Promise
   vars.forEach((v, i) => tf.tidy(() => v.assign(tf.tensor(buffers[i] as Float32Array, v.shape, 'float32'))));
 }
 
+/** Combine one tick's statistics over the replicas (sums and counts added; min/max stay local). */
+async function reduceTick(strategy: Strategy, stats: Stats): Promise<TickRecord> {
+  const local = stats.drain();
+  if (strategy.worldSize === 1) return summarize(local);
+  const n = local.names.length;
+  const packed = new Float64Array(2 * n);
+  packed.set(local.sums, 0);
+  packed.set(local.counts, n);
+  await strategy.allReduceScalars(packed, 'sum');
+  const reduced: StatsBuffers = { ...local, sums: packed.slice(0, n), counts: packed.slice(n) };
+  return summarize(reduced);
+}
+
+/** Throw on every rank unless all replicas hold bitwise identical model state. */
+async function checkReplicasInSync(strategy: Strategy, objective: Objective): Promise<void> {
+  if (strategy.worldSize === 1) return;
+  const buffers = await Promise.all(objective.stateVariables().map(async ([, v]) => (await v.data()) as Float32Array));
+  const mine = new Float32Array(new Uint32Array([checksum(buffers)]).buffer);
+  const all = await strategy.allGather(mine);
+  const words = all.map((a) => new Uint32Array(a.buffer, a.byteOffset, 1)[0] ?? -1);
+  const bad = words.flatMap((w, r) => (w !== words[0] ? [r] : []));
+  if (bad.length > 0) throw new ReplicaDivergenceError(bad, words.map((w) => w.toString(16)));
+}
+
 /**
  * Train `objective` on `pipeline` up to `loop.steps`, resuming from runDir when asked. Every tensor
  * created by a step is released by the end of the step.
@@ -204,6 +232,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const stats = new Stats();
   const jsonl = isChief ? new StatsJsonlWriter(runDir) : null;
   const tb = isChief ? new TensorBoardWriter(join(runDir, 'tensorboard')) : null;
+  const timeline = opts.timeline ? new Timeline(strategy.rank === 0 ? opts.timeline : `${opts.timeline}.rank${strategy.rank}`, strategy.rank) : null;
+  // Every rank reports the same names each tick, so the all-reduced arrays line up.
+  stats.declare('time/input', 'time/compute', 'time/allreduce', 'time/apply', 'skipped_steps');
   const globalBatch = () => loop.batchSize * strategy.worldSize;
   const target = Math.min(loop.steps, opts.stopAfterStep ?? Infinity);
   const progress: Progress | null = isChief && opts.progress !== false ? createProgress(target, step) : null;
@@ -219,6 +250,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
 
   const checkpoint = async () => {
+    await checkReplicasInSync(strategy, objective);
     if (!isChief) return;
     const snap = await snapshot(objective, objective.phases());
     const meta: TrainerMeta = {
@@ -255,7 +287,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         break;
       }
       // Fetch this replica's batch (decoded ahead while the previous step computed).
+      const tInput = performance.now();
       const batch = await pipeline.next();
+      let tCompute = performance.now();
+      let computeMs = 0;
+      let reduceMs = 0;
+      let applyMs = 0;
+      timeline?.span('input', tInput, tCompute, { step });
       const x = tf.tensor4d(batch.data, batch.shape);
       const ctx: StepContext = { step, nimg, rng };
       objective.beginStep?.(ctx);
@@ -264,18 +302,29 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         for (const phase of objective.phases()) {
           if (phase.interval !== undefined && step % phase.interval !== 0) continue;
           // Compute this phase's loss and gradients, then average them over the replicas.
+          tCompute = performance.now();
           const result = objective.computeGradients(phase, x, ctx);
           const names = Object.keys(result.losses);
           let grads = result.grads;
+          const tReduce = performance.now();
           grads = await reduceGradients(strategy, grads);
+          const tReduced = performance.now();
           const checks = globalNormAndLosses(grads, names.map((n) => result.losses[n] as tf.Scalar));
           const values = (await checks.data()) as Float32Array;
           checks.dispose();
+          const tChecked = performance.now();
+          computeMs += tReduce - tCompute + (tChecked - tReduced);
+          reduceMs += tReduced - tReduce;
+          timeline?.span(`compute ${phase.name}`, tCompute, tReduce, { step });
+          if (strategy.worldSize > 1) timeline?.span(`allreduce ${phase.name}`, tReduce, tReduced, { step, tensors: grads.length });
           tf.dispose(Object.values(result.losses));
           const finite = values.every((v) => Number.isFinite(v));
           if (finite) {
             // Apply the averaged gradients; variable order is the phase's, the same on every replica.
+            const tApply = performance.now();
             phase.optimizer.applyGradients(phase.vars.map((v, i) => ({ name: v.name, tensor: grads[i] as tf.Tensor })));
+            applyMs += performance.now() - tApply;
+            timeline?.span(`apply ${phase.name}`, tApply, performance.now(), { step });
             stats.report(`grad_norm/${phase.name}`, values[0] as number);
             names.forEach((n, i) => stats.report(`loss/${n}`, values[i + 1] as number));
           } else {
@@ -288,6 +337,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       } finally {
         x.dispose();
       }
+      stats.report('time/input', (tCompute - tInput) / 1000);
+      stats.report('time/compute', computeMs / 1000);
+      stats.report('time/allreduce', reduceMs / 1000);
+      stats.report('time/apply', applyMs / 1000);
       if (stepFinite) {
         nonFiniteRun = 0;
         objective.afterStep?.(ctx);
@@ -311,7 +364,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const secPerStep = (now - tickStart) / 1000 / Math.max(1, tickSteps);
         const done = step - startStep;
         const elapsed = (now - runStart) / 1000;
-        const means = Object.fromEntries(Object.entries(stats.tick()).map(([k, v]) => [k, k === 'skipped_steps' ? v.count : v.mean]));
+        const tick = await reduceTick(strategy, stats);
+        const means = Object.fromEntries(Object.entries(tick).map(([k, v]) => [k, k === 'skipped_steps' ? v.count : v.mean]));
         last = {
           step,
           kimg: nimg / 1000,
@@ -342,6 +396,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     progress?.stop();
     jsonl?.close();
     tb?.close();
+    timeline?.close();
     if (opts.handleSignals !== false) {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
