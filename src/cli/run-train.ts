@@ -49,7 +49,7 @@ export async function runTrain(req: TrainRequest): Promise<void> {
     logger: log,
   });
   log.info({ runDir, model: req.model, steps: config.loop.steps, backend: backend.kind }, `training ${req.model} into ${runDir}`);
-  const result = await trainWae({ config, runDir, resume: req.resume, logger: log });
+  const result = await trainWae({ config, runDir, resume: req.resume, logger: log, ...(req.timeline ? { timeline: resolve(req.timeline) } : {}) });
   const how = result.stoppedBy === 'signal' ? 'interrupted; checkpoint saved' : 'done';
   log.info({ ...result, runDir }, `${how}: step ${result.step}/${config.loop.steps}. Samples in ${join(runDir, 'samples')}, ` +
     `stats in ${join(runDir, 'stats.jsonl')}. Continue with: proggan train ${req.model} --run-dir ${runDir} --resume`);

@@ -33,6 +33,8 @@ export interface TrainRequest {
   configFile?: string;
   /** Log level. */
   logLevel: string;
+  /** Chrome trace file of every step's parts. */
+  timeline?: string;
   /** Config values given as flags (highest precedence). */
   flags: PartialConfig<WaeTrainConfig>;
 }
@@ -64,6 +66,7 @@ export function trainBuilder<T>(y: Argv<T>) {
     .option('bad-files', { type: 'string', choices: ['error', 'skip'], describe: 'unreadable images: stop with a list, or skip each with a log line' })
     .option('flip', { type: 'boolean', describe: 'random horizontal flips (--no-flip to disable)' })
     .option('synthetic-count', { type: 'number', describe: 'number of procedural tiles when no --data is given' })
+    .option('timeline', { type: 'string', describe: 'write a Chrome trace (chrome://tracing) of every step to this file' })
     .option('log-level', { type: 'string', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error'], describe: 'log level' });
 }
 
@@ -112,6 +115,7 @@ export function toTrainRequest(a: Parsed): TrainRequest {
     preset: a.preset,
     configFile: a.config,
     logLevel: a['log-level'],
+    timeline: a.timeline,
     flags,
   });
 }

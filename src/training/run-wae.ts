@@ -34,6 +34,8 @@ export interface TrainWaeOptions {
   stopAfterStep?: number;
   /** Handle SIGINT/SIGTERM (checkpoint, then return). Default true. */
   handleSignals?: boolean;
+  /** Chrome trace file of every step's parts. */
+  timeline?: string;
 }
 
 /** Open the training images: an image folder, or the embedded procedural tiles. */
@@ -96,6 +98,7 @@ export async function trainWae(opts: TrainWaeOptions): Promise<TrainResult> {
       ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
       ...(opts.stopAfterStep !== undefined ? { stopAfterStep: opts.stopAfterStep } : {}),
       ...(opts.handleSignals !== undefined ? { handleSignals: opts.handleSignals } : {}),
+      ...(opts.timeline !== undefined ? { timeline: opts.timeline } : {}),
     });
   } finally {
     pipeline.close();
