@@ -39,8 +39,14 @@ export interface PhaseResult {
 export interface Objective {
   /** Model name written into checkpoints (`wae`, `progan`, `gan3d`). */
   readonly name: string;
-  /** The phases of one training step, in execution order. */
+  /**
+   * The phases of one training step, in execution order. Read again at every step (after
+   * {@link beginStep}), so a growing model may change a phase's variables and replace its optimiser
+   * (e.g. a fresh Adam at each new resolution); the trainer checkpoints whatever phases are current.
+   */
   phases(): Phase[];
+  /** Bring step-dependent state (resolution, fade alpha) up to `ctx` before the step's phases are read. */
+  beginStep?(ctx: StepContext): void;
   /** Every variable that defines the model's state (weights and e.g. batch-norm statistics), by stable name. */
   stateVariables(): Array<[string, tf.Variable]>;
   /** Compute one phase's loss and gradients for a batch [N, H, W, C]. Synchronous tensor code only. */
