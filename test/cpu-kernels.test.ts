@@ -52,7 +52,7 @@ describe('fast cpu Conv2DBackpropFilter', () => {
     tf.tidy(() => {
       const x = tf.randomNormal([2, 5, 5, 2], 0, 1, 'float32', 3) as tf.Tensor4D;
       const w = tf.randomNormal([3, 3, 2, 3], 0, 1, 'float32', 4) as tf.Tensor4D;
-      const f = (wt: tf.Tensor4D) => tf.sum(tf.square(tf.conv2d(x, wt, 2, 'same')));
+      const f = (wt: tf.Tensor) => tf.sum(tf.square(tf.conv2d(x, wt as tf.Tensor4D, 2, 'same')));
       const g = tf.grad(f)(w).dataSync();
       const wv = w.dataSync().slice();
       const eps = 1e-2;

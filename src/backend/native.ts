@@ -7,6 +7,14 @@
  * the addon reads and writes those arrays in place. Anything the addon does not cover (other
  * dtypes, NCHW, prelu, odd broadcasts) runs the cpu backend's own kernel, so every op works.
  *
+ * Environment: `PROGGAN_NATIVE_THREADS` (default threads), `PROGGAN_NATIVE_POOL_MB` (bytes of
+ * released output arrays kept for reuse; default a quarter of RAM, at most 8 GiB),
+ * `PROGGAN_NATIVE_ADDON` (load the addon from this path instead of build/Release).
+ *
+ * Deliberate differences from the cpu backend: `AvgPoolGrad` with 'same' padding and
+ * `ResizeNearestNeighborGrad` with batch > 1 return the exact gradients (tfjs 4.22's cpu kernels
+ * get both wrong; see BENCHMARKS.md).
+ *
  * @packageDocumentation
  */
 import * as tf from '@tensorflow/tfjs';
@@ -64,8 +72,11 @@ export interface NativeAddon {
   resizeNearest(grad: boolean, src: Float32Array, dst: Float32Array, p: Int32Array, rowMap: Int32Array, colMap: Int32Array): void;
   setThreads(n: number): void;
   getThreads(): number;
-  /** 0: plain HWIO weights, 1: oneDNN-chosen layout (reordered per call), 2: auto (time both). */
-  setWeightsPolicy(policy: 0 | 1 | 2): void;
+  /**
+   * Convolution layouts: 0 tfjs's plain NHWC/HWIO, 1 oneDNN-chosen weights layout, 2 oneDNN-chosen
+   * activation and weights layouts (reordered around each call), 3 auto (time all, keep fastest).
+   */
+  setLayoutPolicy(policy: 0 | 1 | 2 | 3): void;
   /** Implementation chosen for a cached convolution (params as passed to conv), "" if none. */
   convImpl(p: Int32Array): string;
   clearCache(): void;
@@ -133,7 +144,16 @@ class BufferPool {
     const buf = values.buffer as ArrayBuffer;
     if (this.owner.get(buf) !== dataId || this.escaped.has(buf) || values.byteLength !== buf.byteLength) return;
     this.owner.delete(buf);
-    if (this.bytes + values.byteLength > this.capBytes) return;
+    if (values.byteLength > this.capBytes) return;
+    // Make room by dropping the sizes pooled longest ago (e.g. a previous ProGAN resolution's).
+    for (const [len, old] of this.free) {
+      if (this.bytes + values.byteLength <= this.capBytes) break;
+      while (old.length > 0 && this.bytes + values.byteLength > this.capBytes) {
+        old.pop();
+        this.bytes -= len * Float32Array.BYTES_PER_ELEMENT;
+      }
+      if (old.length === 0) this.free.delete(len);
+    }
     let list = this.free.get(values.length);
     if (list === undefined) {
       list = [];
@@ -161,7 +181,9 @@ const MIN_POOLED_BYTES = 1 << 16;
 function poolCapBytes(): number {
   const mb = Number.parseInt(process.env['PROGGAN_NATIVE_POOL_MB'] ?? '', 10);
   if (Number.isFinite(mb) && mb >= 0) return mb * 2 ** 20;
-  return Math.min(2 * 2 ** 30, totalmem() / 8);
+  // A step re-allocates the same sizes every time (Adam alone makes ~14 temporaries per weight
+  // tensor), so the pool should hold about one step's worth of intermediates.
+  return Math.min(8 * 2 ** 30, totalmem() / 4);
 }
 
 /** The cpu backend plus output-array recycling (see {@link BufferPool}). */
@@ -274,6 +296,20 @@ export function nativeBackendStatus(): NativeBackendStatus {
 export function setNativeThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`threads must be a positive integer, got ${n}`);
   addonOrThrow().setThreads(n);
+}
+
+/**
+ * Releases the output arrays the active native backend keeps for reuse (see
+ * `PROGGAN_NATIVE_POOL_MB`; default a quarter of RAM, at most 8 GiB); returns the bytes freed.
+ * Useful after a change of shapes, e.g. a new ProGAN resolution.
+ */
+export function clearNativeBufferPool(): number {
+  if (tf.findBackendFactory(NATIVE_BACKEND_NAME) === null) return 0;
+  const backend = tf.findBackend(NATIVE_BACKEND_NAME);
+  if (!(backend instanceof NativeBackendCPU)) return 0;
+  const bytes = backend.pool.pooledBytes;
+  backend.pool.clear();
+  return bytes;
 }
 
 /** The loaded addon, for benchmarks and tests (throws {@link NativeBackendUnavailableError}). */
