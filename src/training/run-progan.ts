@@ -1,0 +1,278 @@
+/**
+ * `trainProgan`: everything `proggan train progan` does, as a library call: the frozen corner
+ * encoder (a given WAE run, or one trained first into <run>/encoder), data, networks, the loop.
+ * `loadProgan`: the EMA generator and the encoder of a run directory, for completion.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { ImageDataset } from '../data/pipeline.js';
+import { Pipeline } from '../data/pipeline.js';
+import { syntheticTiles } from '../data/synthetic.js';
+import { OneDeviceStrategy, type Strategy } from '../distributed/strategy.js';
+import { ProGanGenerator } from '../models/progan.js';
+import { UsageError } from '../util/errors.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { hashSeed } from '../util/random.js';
+import { loadLatestCheckpoint } from './checkpoint.js';
+import { encoderWaeConfig, scheduleConfigOf, type ProGanTrainConfig } from './config-progan.js';
+import { emaDecayFromHalfLife } from './ema.js';
+import { ProGanObjective } from './objectives/progan.js';
+import type { WaeObjective } from './objectives/wae.js';
+import { loadWae, openImages, trainWae } from './run-wae.js';
+import { schedule } from './schedule.js';
+import { train, type TrainResult } from './trainer.js';
+
+/** Options of {@link trainProgan}. */
+export interface TrainProganOptions {
+  /** The resolved configuration (see `resolveProGanConfig`). Required. */
+  config: ProGanTrainConfig;
+  /** Run directory: config.json, checkpoints/, samples/, stats.jsonl, encoder/ (when trained here). Required. */
+  runDir: string;
+  /** Continue from the newest good checkpoint in runDir (and of its own encoder run). Default false. */
+  resume?: boolean;
+  /** A trained WAE run directory to use as the frozen encoder; overrides config.encoder.runDir. Default unset. */
+  encoderRunDir?: string;
+  /** JSON logger. Default silent. */
+  logger?: Logger;
+  /** Progress bar on a TTY. Default true. */
+  progress?: boolean;
+  /** Data-parallel strategy. Default one device. */
+  strategy?: Strategy;
+  /** Stop the GAN loop early after this step (tests). Default unset. */
+  stopAfterStep?: number;
+  /** Handle SIGINT/SIGTERM (checkpoint, then return). Default true. */
+  handleSignals?: boolean;
+}
+
+/** How a {@link trainProgan} call ended. */
+export interface ProGanTrainResult extends TrainResult {
+  /** The encoder run directory used. */
+  encoderRunDir: string;
+  /** Whether the encoder was trained (or continued) by this call. */
+  trainedEncoder: boolean;
+}
+
+function writeJsonAtomic(path: string, value: unknown): void {
+  writeFileSync(`${path}.tmp`, `${JSON.stringify(value, null, 2)}\n`);
+  renameSync(`${path}.tmp`, path);
+}
+
+/** Items [start, start + size) of another dataset. */
+function subset(ds: ImageDataset, start: number, size: number): ImageDataset {
+  return {
+    size,
+    resolution: ds.resolution,
+    channels: ds.channels,
+    get: (i: number) => ds.get(start + i),
+    name: (i: number) => ds.name(start + i),
+  };
+}
+
+/**
+ * The training images at 2R: an image folder, or the procedural tiles, kept in memory when
+ * `data.cache` is set (generating a tile costs about as much as a small GAN step).
+ */
+async function openTrainingImages(config: ProGanTrainConfig, log: Logger): Promise<ImageDataset> {
+  const d = config.data;
+  const side = 2 * config.progan.maxCornerResolution;
+  if (d.dir !== undefined) return openImages(d, side, config.loop.seed, log);
+  log.info({ count: d.syntheticCount, resolution: side, channels: d.channels }, 'data: embedded procedural satellite-like tiles (pass --data DIR for your own images)');
+  return syntheticTiles({ count: d.syntheticCount, resolution: side, channels: d.channels, seed: config.loop.seed, cache: d.cache });
+}
+
+/** Throw unless a loaded WAE can encode this run's corners. */
+function checkEncoder(wae: WaeObjective, config: ProGanTrainConfig, dir: string): void {
+  const m = wae.args.model;
+  const want = { resolution: config.progan.maxCornerResolution, channels: config.data.channels, latent: config.progan.latentDim };
+  if (m.resolution !== want.resolution) {
+    throw new UsageError(`--encoder ${dir}: the WAE encodes ${m.resolution}px corners, the GAN's largest corner is ${want.resolution}px (--resolution)`);
+  }
+  if (m.channels !== want.channels) throw new UsageError(`--encoder ${dir}: the WAE reads ${m.channels} channel(s), the data has ${want.channels} (--channels)`);
+  if (m.latentSize !== want.latent) {
+    throw new UsageError(`--encoder ${dir}: the WAE's latent size is ${m.latentSize}, the GAN expects ${want.latent} (--latent-dim)`);
+  }
+}
+
+/**
+ * Make sure `dir` holds a finished encoder of `config`: train it, continue it (resume), or reuse a
+ * finished one (resume). Returns whether training ran and whether it was interrupted by a signal.
+ */
+async function ensureEncoder(config: ProGanTrainConfig, dir: string, opts: TrainProganOptions, log: Logger): Promise<{ trained: boolean; interrupted: boolean }> {
+  const waeConfig = encoderWaeConfig(config);
+  if (opts.resume) {
+    const found = existsSync(dir) ? await loadLatestCheckpoint(dir, { logger: log }) : null;
+    if (found && found.state.step >= waeConfig.loop.steps) {
+      log.info({ encoder: dir, step: found.state.step }, `encoder: reusing the finished WAE in ${dir}`);
+      return { trained: false, interrupted: false };
+    }
+  }
+  log.info({ encoder: dir, steps: waeConfig.loop.steps }, `encoder: training a WAE on ${config.progan.maxCornerResolution}px corners into ${dir}`);
+  const res = await trainWae({
+    config: waeConfig,
+    runDir: dir,
+    resume: opts.resume ?? false,
+    logger: log,
+    ...(opts.strategy ? { strategy: opts.strategy } : {}),
+    ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
+    ...(opts.handleSignals !== undefined ? { handleSignals: opts.handleSignals } : {}),
+  });
+  return { trained: true, interrupted: res.stoppedBy === 'signal' };
+}
+
+/** Train (or continue training) the conditional ProGAN. */
+export async function trainProgan(opts: TrainProganOptions): Promise<ProGanTrainResult> {
+  const { runDir } = opts;
+  const log = opts.logger ?? silentLogger();
+  const strategy = opts.strategy ?? new OneDeviceStrategy();
+  const external = opts.encoderRunDir ?? opts.config.encoder.runDir;
+  const config: ProGanTrainConfig = external === undefined ? opts.config : { ...opts.config, encoder: { ...opts.config.encoder, runDir: resolve(external) } };
+  const encoderDir = config.encoder.runDir ?? join(runDir, 'encoder');
+  const r = config.progan.maxCornerResolution;
+  if (strategy.rank === 0) {
+    mkdirSync(runDir, { recursive: true });
+    writeJsonAtomic(join(runDir, 'config.json'), config);
+  }
+
+  // The frozen encoder: a given run, or a WAE trained here first.
+  let trainedEncoder = false;
+  if (config.encoder.runDir === undefined) {
+    const enc = await ensureEncoder(config, encoderDir, opts, log);
+    trainedEncoder = enc.trained;
+    if (enc.interrupted) {
+      log.warn({ encoder: encoderDir }, 'stopped while training the encoder; resume to continue');
+      return { step: 0, nimg: 0, resumedFrom: 0, skippedSteps: 0, stoppedBy: 'signal', last: {}, encoderRunDir: encoderDir, trainedEncoder };
+    }
+  }
+  const { wae } = await loadWae(encoderDir, { logger: log });
+  let pipeline: Pipeline | null = null;
+  let objective: ProGanObjective | null = null;
+  try {
+    checkEncoder(wae, config, encoderDir);
+
+    // Full 2R x 2R images; a fixed held-out set for the sample grids.
+    const all = await openTrainingImages(config, log);
+    const globalBatch = config.loop.batchSize * strategy.worldSize;
+    const n = config.samples.count;
+    let images = all;
+    let held: ImageDataset | null = null;
+    if (n > 0 && config.data.dir === undefined) {
+      held = syntheticTiles({ count: n, resolution: 2 * r, channels: config.data.channels, seed: hashSeed('progan/held-out', config.loop.seed) });
+    } else if (n > 0 && all.size >= n + globalBatch) {
+      images = subset(all, 0, all.size - n);
+      held = subset(all, all.size - n, n);
+      log.info({ heldOut: n }, `samples: the last ${n} images are held out of training`);
+    } else if (n > 0) {
+      held = subset(all, 0, Math.min(n, all.size));
+      log.warn({ images: all.size }, `samples: too few images to hold ${n} out; the grids show training images`);
+    }
+    if (images.size < globalBatch) {
+      throw new UsageError(`--batch-size: ${images.size} training images are fewer than one global batch (${config.loop.batchSize} x ${strategy.worldSize} replicas)`);
+    }
+    pipeline = new Pipeline(images, {
+      batchSize: config.loop.batchSize,
+      seed: config.loop.seed,
+      rank: strategy.rank,
+      worldSize: strategy.worldSize,
+      flip: config.data.flip,
+      prefetch: config.data.prefetch,
+    });
+    const sampleImages: Float32Array[] = [];
+    if (held !== null && strategy.rank === 0) for (let i = 0; i < held.size; i++) sampleImages.push(await held.get(i));
+    const emaDecay = config.ema.halfLifeKimg !== undefined ? emaDecayFromHalfLife(config.ema.halfLifeKimg * 1000, globalBatch) : config.ema.decay;
+    objective = new ProGanObjective({
+      model: config.progan,
+      channels: config.data.channels,
+      schedule: scheduleConfigOf(config),
+      minibatchRepeats: config.schedule.minibatchRepeats,
+      loss: config.loss,
+      optim: config.optim,
+      emaDecay,
+      encoder: wae,
+      sampleImages,
+      seed: config.loop.seed,
+      logger: log,
+    });
+    const res = await train({
+      objective,
+      pipeline,
+      loop: config.loop,
+      runDir,
+      resume: opts.resume ?? false,
+      strategy,
+      logger: log,
+      config,
+      ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
+      ...(opts.stopAfterStep !== undefined ? { stopAfterStep: opts.stopAfterStep } : {}),
+      ...(opts.handleSignals !== undefined ? { handleSignals: opts.handleSignals } : {}),
+    });
+    return { ...res, encoderRunDir: encoderDir, trainedEncoder };
+  } finally {
+    pipeline?.close();
+    objective?.dispose();
+    wae.dispose();
+  }
+}
+
+/** A trained conditional ProGAN loaded from a run directory. */
+export interface LoadedProgan {
+  /** The generator with the EMA weights of the checkpoint (call `dispose()` when done). */
+  generator: ProGanGenerator;
+  /** The frozen corner encoder (call `dispose()` when done). */
+  encoder: WaeObjective;
+  /** The run's configuration. */
+  config: ProGanTrainConfig;
+  /** Step of the checkpoint that was loaded. */
+  step: number;
+  /** Images shown at that step. */
+  nimg: number;
+  /** Corner side the generator had grown to at that step (below maxCornerResolution while still growing). */
+  resolution: number;
+  /** Fade alpha of that resolution at that step (1 when stable). */
+  alpha: number;
+}
+
+/** Load the newest good checkpoint of a ProGAN run directory: EMA generator and encoder. */
+export async function loadProgan(runDir: string, opts: { logger?: Logger } = {}): Promise<LoadedProgan> {
+  const cfgPath = join(runDir, 'config.json');
+  if (!existsSync(cfgPath)) throw new Error(`${runDir} is not a proggan run directory (no config.json)`);
+  const config = JSON.parse(readFileSync(cfgPath, 'utf8')) as ProGanTrainConfig;
+  if (config.model !== 'progan') throw new Error(`${runDir} holds a ${String(config.model)} run, not a conditional ProGAN`);
+  const found = await loadLatestCheckpoint(runDir, opts.logger ? { logger: opts.logger } : {});
+  if (!found) throw new Error(`${runDir} has no readable checkpoint`);
+  const m = config.progan;
+  const generator = new ProGanGenerator({
+    maxResolution: m.maxCornerResolution,
+    channels: config.data.channels,
+    zDim: m.zDim,
+    latentDim: m.latentDim,
+    numConditions: 3,
+    fmapBase: m.fmapBase,
+    fmapMax: m.fmapMax,
+    outputActivation: m.generatorOutput,
+  });
+  let encoder: WaeObjective | null = null;
+  try {
+    // The EMA shadows are saved as model/ema/<generator variable>.
+    const values: Array<[string, tf.Tensor]> = [];
+    try {
+      for (const [name] of generator.variables()) {
+        const rec = found.state.tensors[`model/ema/${name}`];
+        if (!rec) throw new Error(`${found.dir} lacks the EMA weights of ${name}: it was not written by trainProgan with this config`);
+        values.push([name, tf.tensor(rec.data, rec.shape, 'float32')]);
+      }
+      generator.assignVariables(values);
+    } finally {
+      tf.dispose(values.map(([, t]) => t));
+    }
+    const encoderDir = config.encoder.runDir ?? join(runDir, 'encoder');
+    encoder = (await loadWae(encoderDir, opts)).wae;
+    checkEncoder(encoder, config, encoderDir);
+    const s = schedule(found.state.nimg, scheduleConfigOf(config));
+    return { generator, encoder, config, step: found.state.step, nimg: found.state.nimg, resolution: s.resolution, alpha: s.alpha };
+  } catch (err) {
+    generator.dispose();
+    encoder?.dispose();
+    throw err;
+  }
+}
