@@ -7,6 +7,7 @@ import { readConfigFile, resolveWaeConfig } from '../training/config.js';
 import { trainWae } from '../training/run-wae.js';
 import { UsageError } from '../util/errors.js';
 import { createCliLogger } from './logging.js';
+import { closeStrategy, processStrategy } from './workers.js';
 import type { TrainRequest } from './train.js';
 
 function timestamp(d = new Date()): string {
@@ -49,7 +50,14 @@ export async function runTrain(req: TrainRequest): Promise<void> {
     logger: log,
   });
   log.info({ runDir, model: req.model, steps: config.loop.steps, backend: backend.kind }, `training ${req.model} into ${runDir}`);
-  const result = await trainWae({ config, runDir, resume: req.resume, logger: log, ...(req.timeline ? { timeline: resolve(req.timeline) } : {}) });
+  // A rank of a multi-process job (RANK/WORLD_SIZE, TF_CONFIG or Slurm variables) joins it here.
+  const strategy = await processStrategy({ logger: log });
+  let result;
+  try {
+    result = await trainWae({ config, runDir, resume: req.resume, logger: log, strategy, ...(req.timeline ? { timeline: resolve(req.timeline) } : {}) });
+  } finally {
+    await closeStrategy(strategy);
+  }
   const how = result.stoppedBy === 'signal' ? 'interrupted; checkpoint saved' : 'done';
   log.info({ ...result, runDir }, `${how}: step ${result.step}/${config.loop.steps}. Samples in ${join(runDir, 'samples')}, ` +
     `stats in ${join(runDir, 'stats.jsonl')}. Continue with: proggan train ${req.model} --run-dir ${runDir} --resume`);

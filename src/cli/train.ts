@@ -4,6 +4,7 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
 import { BACKEND_NAMES, type BackendRequest } from '../backend/names.js';
 import type { PartialConfig, WaeTrainConfig } from '../training/config.js';
 import { UsageError } from '../util/errors.js';
@@ -35,6 +36,12 @@ export interface TrainRequest {
   logLevel: string;
   /** Chrome trace file of every step's parts. */
   timeline?: string;
+  /** Local worker processes to launch (`--workers N`); unset: train in this process (alone, or as a rank of a job). */
+  workers?: number;
+  /** With --workers: restarts of the whole group after a worker failure; default 3. */
+  maxRestarts?: number;
+  /** With --workers: one GPU per worker (CUDA_VISIBLE_DEVICES = rank). */
+  gpus?: boolean;
   /** Config values given as flags (highest precedence). */
   flags: PartialConfig<WaeTrainConfig>;
 }
@@ -52,6 +59,9 @@ export function trainBuilder<T>(y: Argv<T>) {
     .option('seed', { type: 'number', describe: 'seed of weights, data order and noise' })
     .option('backend', { type: 'string', choices: BACKEND_NAMES, describe: 'tensorflow | native | cpu | auto (default: PROGGAN_BACKEND or auto)' })
     .option('threads', { type: 'number', describe: 'threads for the native backend (default: all cores)' })
+    .option('workers', { type: 'number', describe: 'launch N local worker processes (data-parallel ranks); a failed worker restarts the group from the last checkpoint' })
+    .option('max-restarts', { type: 'number', describe: 'with --workers: group restarts allowed after a worker failure (default 3)' })
+    .option('gpus', { type: 'boolean', describe: 'with --workers: one GPU per worker (CUDA_VISIBLE_DEVICES = rank)' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'print the resolved config and exit' })
     .option('channels', { type: 'number', choices: [1, 3], describe: 'image channels: 1 or 3' })
     .option('batch-size', { type: 'number', describe: 'images per step per replica' })
@@ -105,8 +115,16 @@ export function toTrainRequest(a: Parsed): TrainRequest {
   };
   const threads = num(a.threads, 'threads');
   if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) throw new UsageError('--threads must be a positive integer');
+  const workers = num(a.workers, 'workers');
+  if (workers !== undefined && (!Number.isInteger(workers) || workers < 1)) throw new UsageError('--workers must be a positive integer');
+  const maxRestarts = num(a['max-restarts'], 'max-restarts');
+  if (maxRestarts !== undefined && (!Number.isInteger(maxRestarts) || maxRestarts < 0)) throw new UsageError('--max-restarts must be a non-negative integer');
+  if ((maxRestarts !== undefined || a.gpus !== undefined) && workers === undefined) throw new UsageError('--max-restarts and --gpus need --workers N');
   return defined({
     model: a.model as TrainModel,
+    workers,
+    maxRestarts,
+    gpus: a.gpus,
     runDir: a['run-dir'],
     resume: a.resume,
     dryRun: a['dry-run'],
@@ -141,6 +159,20 @@ export const trainCommand: CommandModule<object, Parsed> = {
   builder: (y) => trainBuilder(y) as unknown as Argv<Parsed>,
   handler: async (argv) => {
     const req = toTrainRequest(argv);
+    if (req.workers !== undefined && !req.dryRun) {
+      const { runWithWorkers } = await import('./workers.js');
+      await runWithWorkers({
+        argv: hideBin(process.argv),
+        workers: req.workers,
+        model: req.model,
+        logLevel: req.logLevel,
+        ...(req.runDir !== undefined ? { runDir: req.runDir } : {}),
+        ...(req.maxRestarts !== undefined ? { maxRestarts: req.maxRestarts } : {}),
+        ...(req.gpus ? { gpus: true } : {}),
+        ...(req.threads !== undefined ? { threads: req.threads } : {}),
+      });
+      return;
+    }
     const { runTrain } = await import('./run-train.js');
     await runTrain(req);
   },

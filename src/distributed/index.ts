@@ -5,3 +5,4 @@ export * from './collectives.js';
 export * from './tcp.js';
 export * from './cluster.js';
 export * from './mirrored.js';
+export * from './launcher.js';

@@ -179,9 +179,25 @@ async function reduceTick(strategy: Strategy, stats: Stats): Promise<TickRecord>
   return summarize(reduced);
 }
 
+/**
+ * Average the state no optimiser trains (batch-norm moving statistics) over the replicas, in place:
+ * each replica updates it from its own shard, so it drifts apart. TF's MirroredStrategy does the same
+ * for these variables (synchronization ON_READ, aggregation MEAN) whenever they are read for saving.
+ */
+async function syncLocalState(strategy: Strategy, objective: Objective): Promise<void> {
+  if (strategy.worldSize === 1) return;
+  const trained = new Set<tf.Variable>(objective.phases().flatMap((p) => p.vars));
+  const local = objective.stateVariables().map(([, v]) => v).filter((v) => !trained.has(v));
+  if (local.length === 0) return;
+  const buffers = await Promise.all(local.map(async (v) => new Float32Array((await v.data()) as Float32Array)));
+  await strategy.allReduceMean(buffers);
+  local.forEach((v, i) => tf.tidy(() => v.assign(tf.tensor(buffers[i] as Float32Array, v.shape, 'float32'))));
+}
+
 /** Throw on every rank unless all replicas hold bitwise identical model state. */
 async function checkReplicasInSync(strategy: Strategy, objective: Objective): Promise<void> {
   if (strategy.worldSize === 1) return;
+  await syncLocalState(strategy, objective);
   const buffers = await Promise.all(objective.stateVariables().map(async ([, v]) => (await v.data()) as Float32Array));
   const mine = new Float32Array(new Uint32Array([checksum(buffers)]).buffer);
   const all = await strategy.allGather(mine);
@@ -282,6 +298,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   try {
     while (step < target) {
+      // Agree on stopping: a signal reaches the ranks at different moments, and a rank that stopped
+      // alone would leave its peers waiting in the next all-reduce.
+      if (strategy.worldSize > 1) {
+        const flag = Float64Array.of(stopRequested ? 1 : 0);
+        await strategy.allReduceScalars(flag, 'sum');
+        if ((flag[0] as number) > 0) stopRequested = true;
+      }
       if (stopRequested) {
         stoppedBy = 'signal';
         break;
