@@ -6,6 +6,12 @@ import { describe, expect, it } from 'vitest';
 import { parseTrainArgs } from '../src/cli/train.js';
 import { resolveTrainConfig } from '../src/cli/run-train.js';
 import { UsageError } from '../src/util/errors.js';
+import type { WaeTrainConfig } from '../src/training/config.js';
+
+function wae(c: ReturnType<typeof resolveTrainConfig>): WaeTrainConfig {
+  if (c.model !== 'wae') throw new Error(`expected a wae config, got ${c.model}`);
+  return c;
+}
 
 describe('parseTrainArgs', () => {
   it('reads model, run options and config flags', () => {
@@ -38,13 +44,30 @@ describe('parseTrainArgs', () => {
   });
 });
 
+describe('parseTrainArgs for progan', () => {
+  it('shapes flags after the progan config and refuses flags of another model', () => {
+    const r = parseTrainArgs(['progan', '--resolution', '32', '--encoder', 'runs/wae-1', '--fade-kimg', '2', '--lr-g', '0.002', '--global-weight', '0.3', '--steps', '9']);
+    expect(r.model).toBe('progan');
+    const c = resolveTrainConfig(r, '/tmp/x');
+    if (c.model !== 'progan') throw new Error('expected progan');
+    expect(c.progan.maxCornerResolution).toBe(32);
+    expect(c.encoder.runDir).toBe('runs/wae-1');
+    expect(c.schedule.fadeKimg).toBe(2);
+    expect(c.schedule.lrG).toBe(0.002);
+    expect(c.loss.globalWeight).toBe(0.3);
+    expect(c.loop.steps).toBe(9);
+    expect(() => parseTrainArgs(['wae', '--encoder', 'x'])).toThrow(/--encoder applies to `proggan train progan`/);
+    expect(() => parseTrainArgs(['progan', '--mmd-weight', '1'])).toThrow(/--mmd-weight applies to `proggan train wae`/);
+  });
+});
+
 describe('config precedence', () => {
   it('defaults < preset < --config file < flags, validated with the flag named', () => {
     const dir = mkdtempSync(join(tmpdir(), 'proggan-cfg-'));
     const file = join(dir, 'c.json');
     writeFileSync(file, JSON.stringify({ loop: { steps: 77, batchSize: 4 }, optim: { lr: 0.01 } }));
     const req = parseTrainArgs(['--preset', 'tiny', '--config', file, '--steps', '5']);
-    const c = resolveTrainConfig(req, join(dir, 'run'));
+    const c = wae(resolveTrainConfig(req, join(dir, 'run')));
     expect(c.wae.cornerResolution).toBe(16); // preset
     expect(c.loop.batchSize).toBe(4); // file over preset
     expect(c.optim.lr).toBe(0.01); // file
@@ -61,7 +84,7 @@ describe('config precedence', () => {
     const dir = mkdtempSync(join(tmpdir(), 'proggan-cfg-'));
     expect(() => resolveTrainConfig(parseTrainArgs(['--run-dir', dir, '--resume']), dir)).toThrow(/no config.json/);
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ model: 'wae', wae: { cornerResolution: 32, latentSize: 8 }, loop: { steps: 10 } }));
-    const c = resolveTrainConfig(parseTrainArgs(['--run-dir', dir, '--resume', '--steps', '30']), dir);
+    const c = wae(resolveTrainConfig(parseTrainArgs(['--run-dir', dir, '--resume', '--steps', '30']), dir));
     expect(c.wae.cornerResolution).toBe(32);
     expect(c.wae.latentSize).toBe(8);
     expect(c.loop.steps).toBe(30);

@@ -5,6 +5,9 @@ import { initBackend } from '../backend/index.js';
 import { listCheckpoints } from '../training/checkpoint.js';
 import { readConfigFile, resolveWaeConfig } from '../training/config.js';
 import { trainWae } from '../training/run-wae.js';
+import { trainProgan } from '../training/run-progan.js';
+import { resolveProGanConfig, type ProGanTrainConfig } from '../training/config-progan.js';
+import type { PartialConfig, WaeTrainConfig } from '../training/config.js';
 import { UsageError } from '../util/errors.js';
 import { createCliLogger } from './logging.js';
 import { closeStrategy, processStrategy } from './workers.js';
@@ -24,12 +27,15 @@ export function resolveTrainConfig(req: TrainRequest, runDir: string) {
     saved = JSON.parse(readFileSync(savedPath, 'utf8')) as Record<string, unknown>;
     if (saved['model'] !== req.model) throw new UsageError(`--resume: ${runDir} holds a ${String(saved['model'])} run, not ${req.model}`);
   }
-  return resolveWaeConfig({
+  const layers = {
     ...(req.preset !== undefined ? { preset: req.preset } : {}),
     ...(saved ? { saved } : {}),
     ...(req.configFile !== undefined ? { file: readConfigFile(req.configFile) } : {}),
-    flags: req.flags,
-  });
+  };
+  // toTrainRequest shaped the flags after req.model's config.
+  return req.model === 'wae'
+    ? resolveWaeConfig({ ...layers, flags: req.flags as PartialConfig<WaeTrainConfig> })
+    : resolveProGanConfig({ ...layers, flags: req.flags as PartialConfig<ProGanTrainConfig> });
 }
 
 /** Run a parsed `proggan train` request. */
@@ -54,7 +60,12 @@ export async function runTrain(req: TrainRequest): Promise<void> {
   const strategy = await processStrategy({ logger: log });
   let result;
   try {
-    result = await trainWae({ config, runDir, resume: req.resume, logger: log, strategy, ...(req.timeline ? { timeline: resolve(req.timeline) } : {}) });
+    if (config.model === 'wae') {
+      result = await trainWae({ config, runDir, resume: req.resume, logger: log, strategy, ...(req.timeline ? { timeline: resolve(req.timeline) } : {}) });
+    } else {
+      if (req.timeline) log.warn('--timeline is not supported by train progan yet; ignored');
+      result = await trainProgan({ config, runDir, resume: req.resume, logger: log, strategy });
+    }
   } finally {
     await closeStrategy(strategy);
   }

@@ -7,10 +7,11 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { BACKEND_NAMES, type BackendRequest } from '../backend/names.js';
 import type { PartialConfig, WaeTrainConfig } from '../training/config.js';
+import type { ProGanTrainConfig } from '../training/config-progan.js';
 import { UsageError } from '../util/errors.js';
 
 /** Models `proggan train` knows. */
-export const TRAIN_MODELS = ['wae'] as const;
+export const TRAIN_MODELS = ['wae', 'progan'] as const;
 /** A trainable model name. */
 export type TrainModel = (typeof TRAIN_MODELS)[number];
 
@@ -42,8 +43,8 @@ export interface TrainRequest {
   maxRestarts?: number;
   /** With --workers: one GPU per worker (CUDA_VISIBLE_DEVICES = rank). */
   gpus?: boolean;
-  /** Config values given as flags (highest precedence). */
-  flags: PartialConfig<WaeTrainConfig>;
+  /** Config values given as flags (highest precedence), shaped like the chosen model's config. */
+  flags: PartialConfig<WaeTrainConfig> | PartialConfig<ProGanTrainConfig>;
 }
 
 /** Add the train flags to a yargs instance. */
@@ -77,6 +78,16 @@ export function trainBuilder<T>(y: Argv<T>) {
     .option('flip', { type: 'boolean', describe: 'random horizontal flips (--no-flip to disable)' })
     .option('synthetic-count', { type: 'number', describe: 'number of procedural tiles when no --data is given' })
     .option('timeline', { type: 'string', describe: 'write a Chrome trace (chrome://tracing) of every step to this file' })
+    .option('encoder', { type: 'string', describe: 'progan: a trained WAE run directory used as the frozen encoder (default: train one first)' })
+    .option('start-resolution', { type: 'number', describe: 'progan: corner side the growth starts at' })
+    .option('fade-kimg', { type: 'number', describe: 'progan: thousands of images per fade-in phase' })
+    .option('stable-kimg', { type: 'number', describe: 'progan: thousands of images per stabilising phase' })
+    .option('lr-g', { type: 'number', describe: 'progan: generator learning rate' })
+    .option('lr-d', { type: 'number', describe: 'progan: discriminators\' learning rate' })
+    .option('global-weight', { type: 'number', describe: 'progan: weight of the global discriminator vs the local one (0..1)' })
+    .option('fmap-base', { type: 'number', describe: 'progan: channel table base, nf = min(base / 2^stage, max)' })
+    .option('fmap-max', { type: 'number', describe: 'progan: channel table maximum' })
+    .option('z-dim', { type: 'number', describe: 'progan: noise size' })
     .option('log-level', { type: 'string', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error'], describe: 'log level' });
 }
 
@@ -93,26 +104,56 @@ export function toTrainRequest(a: Parsed): TrainRequest {
     return v;
   };
   if (a.resume && a['run-dir'] === undefined) throw new UsageError('--resume needs --run-dir DIR (the run directory to continue)');
-  const flags: PartialConfig<WaeTrainConfig> = {
-    data: defined({
-      dir: a.data,
-      channels: a.channels as 1 | 3 | undefined,
-      badFiles: a['bad-files'] as 'error' | 'skip' | undefined,
-      flip: a.flip,
-      syntheticCount: num(a['synthetic-count'], 'synthetic-count'),
-    }),
-    wae: defined({ cornerResolution: num(a.resolution, 'resolution'), latentSize: num(a['latent-size'], 'latent-size') }),
-    loss: defined({ kernel: a['mmd-kernel'] as 'imq' | 'rbf' | 'cern' | undefined, lambda: num(a['mmd-weight'], 'mmd-weight') }),
-    optim: defined({ lr: num(a.lr, 'lr') }),
-    loop: defined({
-      steps: num(a.steps, 'steps'),
-      batchSize: num(a['batch-size'], 'batch-size'),
-      seed: num(a.seed, 'seed'),
-      checkpointEvery: num(a['checkpoint-every'], 'checkpoint-every'),
-      sampleEvery: num(a['sample-every'], 'sample-every'),
-      tickEvery: num(a['tick-every'], 'tick-every'),
-    }),
+  const data = defined({
+    dir: a.data,
+    channels: a.channels as 1 | 3 | undefined,
+    badFiles: a['bad-files'] as 'error' | 'skip' | undefined,
+    flip: a.flip,
+    syntheticCount: num(a['synthetic-count'], 'synthetic-count'),
+  });
+  const loop = defined({
+    steps: num(a.steps, 'steps'),
+    batchSize: num(a['batch-size'], 'batch-size'),
+    seed: num(a.seed, 'seed'),
+    checkpointEvery: num(a['checkpoint-every'], 'checkpoint-every'),
+    sampleEvery: num(a['sample-every'], 'sample-every'),
+    tickEvery: num(a['tick-every'], 'tick-every'),
+  });
+  const model = a.model as TrainModel;
+  const onlyFor = (m: TrainModel, names: string[]) => {
+    for (const n of names) if (a[n] !== undefined && model !== m) throw new UsageError(`--${n} applies to \`proggan train ${m}\`, not ${model}`);
   };
+  onlyFor('wae', ['lr', 'mmd-kernel', 'mmd-weight']);
+  onlyFor('progan', ['encoder', 'start-resolution', 'fade-kimg', 'stable-kimg', 'lr-g', 'lr-d', 'global-weight', 'fmap-base', 'fmap-max', 'z-dim']);
+  const flags: PartialConfig<WaeTrainConfig> | PartialConfig<ProGanTrainConfig> =
+    model === 'wae'
+      ? {
+          data,
+          loop,
+          wae: defined({ cornerResolution: num(a.resolution, 'resolution'), latentSize: num(a['latent-size'], 'latent-size') }),
+          loss: defined({ kernel: a['mmd-kernel'] as 'imq' | 'rbf' | 'cern' | undefined, lambda: num(a['mmd-weight'], 'mmd-weight') }),
+          optim: defined({ lr: num(a.lr, 'lr') }),
+        }
+      : {
+          data,
+          loop,
+          progan: defined({
+            maxCornerResolution: num(a.resolution, 'resolution'),
+            latentDim: num(a['latent-size'], 'latent-size'),
+            zDim: num(a['z-dim'], 'z-dim'),
+            fmapBase: num(a['fmap-base'], 'fmap-base'),
+            fmapMax: num(a['fmap-max'], 'fmap-max'),
+          }),
+          encoder: defined({ runDir: a.encoder }),
+          loss: defined({ globalWeight: num(a['global-weight'], 'global-weight') }),
+          schedule: defined({
+            startResolution: num(a['start-resolution'], 'start-resolution'),
+            fadeKimg: num(a['fade-kimg'], 'fade-kimg'),
+            stableKimg: num(a['stable-kimg'], 'stable-kimg'),
+            lrG: num(a['lr-g'], 'lr-g'),
+            lrD: num(a['lr-d'], 'lr-d'),
+          }),
+        };
   const threads = num(a.threads, 'threads');
   if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) throw new UsageError('--threads must be a positive integer');
   const workers = num(a.workers, 'workers');
@@ -121,7 +162,7 @@ export function toTrainRequest(a: Parsed): TrainRequest {
   if (maxRestarts !== undefined && (!Number.isInteger(maxRestarts) || maxRestarts < 0)) throw new UsageError('--max-restarts must be a non-negative integer');
   if ((maxRestarts !== undefined || a.gpus !== undefined) && workers === undefined) throw new UsageError('--max-restarts and --gpus need --workers N');
   return defined({
-    model: a.model as TrainModel,
+    model,
     workers,
     maxRestarts,
     gpus: a.gpus,
