@@ -32,8 +32,20 @@ export { saveCheckpoint, loadLatestCheckpoint, listCheckpoints } from './trainin
 export type { CheckpointState, TensorRecord } from './training/checkpoint.js';
 export { writeImageGrid } from './training/samples.js';
 
-export { OneDeviceStrategy } from './distributed/strategy.js';
-export type { Strategy } from './distributed/strategy.js';
+export * from './layers/index.js';
+export { ProGanGenerator, ProGanDiscriminator, createGlobalDiscriminator, createLocalDiscriminator, fadeRealImages, proganChannelsAt } from './models/progan.js';
+export { discriminatorLoss, generatorLoss } from './losses/wgan-gp.js';
+export { schedule, defaultScheduleConfig } from './training/schedule.js';
+export type { ScheduleConfig } from './training/schedule.js';
+export { ExponentialMovingAverage } from './training/ema.js';
+export { ProGanObjective } from './training/objectives/progan.js';
+export { resolveProGanConfig, defaultProGanTrainConfig, PROGAN_PRESETS } from './training/config-progan.js';
+export type { ProGanTrainConfig } from './training/config-progan.js';
+export { trainProgan, loadProgan } from './training/run-progan.js';
+export * from './completion/index.js';
+export * from './metrics/index.js';
+
+export * from './distributed/index.js';
 
 export { Rng, hashSeed } from './util/random.js';
 export type { RngState } from './util/random.js';

@@ -89,12 +89,12 @@ async function simulate(replicas: number, perReplica: number, steps: number, che
   try {
     for (let step = 0; step < steps; step++) {
       const grads: tf.Tensor[][] = [];
-      for (const r of reps) {
+      for (const [rank, r] of reps.entries()) {
         const batch = await r.pipeline.next();
         const x = tf.tensor4d(batch.data, batch.shape);
         const phase = r.objective.phases()[0];
         if (!phase) throw new Error('the WAE has one phase');
-        const res = r.objective.computeGradients(phase, x, { step, nimg: 0, rng: r.rng });
+        const res = r.objective.computeGradients(phase, x, { step, nimg: 0, rng: r.rng, replica: rank });
         grads.push(res.grads);
         tf.dispose([x, ...Object.values(res.losses)]);
       }

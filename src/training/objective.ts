@@ -25,6 +25,11 @@ export interface StepContext {
   nimg: number;
   /** Seeded source of noise seeds; part of the checkpoint, so a resumed run draws the same noise. */
   rng: Rng;
+  /**
+   * This replica's rank (0 in a single process). The rng stream is the same on every replica; mix
+   * this into noise seeds so replicas draw different noise, as one process with the global batch would.
+   */
+  replica: number;
 }
 
 /** Gradients and loss parts of one phase on one batch; the trainer owns and disposes every tensor. */

@@ -454,9 +454,9 @@ export class ProGanObjective implements Objective {
   }
 
   private discriminatorGradients(phase: Phase, inputs: StepInputs, ctx: StepContext): PhaseResult {
-    const noiseSeed = ctx.rng.seed();
-    const epsGlobalSeed = ctx.rng.seed();
-    const epsLocalSeed = ctx.rng.seed();
+    const noiseSeed = hashSeed(ctx.rng.seed(), ctx.replica) >>> 1;
+    const epsGlobalSeed = hashSeed(ctx.rng.seed(), ctx.replica) >>> 1;
+    const epsLocalSeed = hashSeed(ctx.rng.seed(), ctx.replica) >>> 1;
     const { resolution: r, alpha } = this.current;
     const loss = this.args.loss;
     const w = this.weights();
@@ -488,7 +488,7 @@ export class ProGanObjective implements Objective {
   }
 
   private generatorGradients(phase: Phase, inputs: StepInputs, ctx: StepContext): PhaseResult {
-    const noiseSeed = ctx.rng.seed();
+    const noiseSeed = hashSeed(ctx.rng.seed(), ctx.replica) >>> 1;
     const { resolution: r, alpha } = this.current;
     const w = this.weights();
     return tf.tidy(() => {

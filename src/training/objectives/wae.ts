@@ -7,6 +7,7 @@ import { mmd, type MmdKernel } from '../../losses/mmd.js';
 import { buildWae, defaultWaeArgs, type WaeArgs } from '../../models/wae.js';
 import { writeRowsGrid } from '../samples.js';
 import type { Objective, Phase, PhaseResult, StepContext } from '../objective.js';
+import { hashSeed } from '../../util/random.js';
 import { withSeededMathRandom } from '../../util/seeded.js';
 import { modelVariables, trainableVariables } from '../variables.js';
 
@@ -58,7 +59,7 @@ export class WaeObjective implements Objective {
   }
 
   computeGradients(phase: Phase, batch: tf.Tensor4D, ctx: StepContext): PhaseResult {
-    const noiseSeed = ctx.rng.seed();
+    const noiseSeed = hashSeed(ctx.rng.seed(), ctx.replica) >>> 1;
     return tf.tidy(() => {
       const parts: { rec?: tf.Scalar; mmd?: tf.Scalar } = {};
       const { value, grads } = tf.variableGrads(() => {
