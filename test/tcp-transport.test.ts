@@ -303,7 +303,8 @@ describe('separate processes over TCP', () => {
     // A forked child cannot import .ts: transpile this folder's modules (no type check, no
     // dependence on a dist/ build) into a temporary directory the child imports from.
     distDir = mkdtempSync(join(tmpdir(), 'proggan-dist-'));
-    for (const name of ['strategy', 'transport', 'collectives', 'tcp', 'cluster', 'mirrored', 'index']) {
+    // Only the tfjs-free, dependency-free modules the child needs (index.js also pulls in the launcher).
+    for (const name of ['strategy', 'transport', 'collectives', 'tcp', 'cluster', 'mirrored']) {
       const src = readFileSync(join(here, '..', 'src', 'distributed', `${name}.ts`), 'utf8');
       const out = ts.transpileModule(src, {
         compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 },
