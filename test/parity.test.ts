@@ -265,7 +265,8 @@ describe('mirrored training through the CLI (2 workers)', () => {
       expect(await exited, out).toBe(130);
       expect(out).toMatch(/"exits":\["rank 0 exited with code 130","rank 1 exited with code 130"\]/);
       const state = await checkpointOf(runDir);
-      expect(state.step).toBeGreaterThan(4);
+      // The signal may land right after the step-4 checkpoint; stopping there is correct too.
+      expect(state.step).toBeGreaterThanOrEqual(4);
       expect(state.step).toBeLessThan(400);
     } finally {
       child.kill('SIGKILL');
