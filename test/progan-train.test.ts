@@ -60,7 +60,7 @@ function objectiveArgs(encoder: WaeObjective, over: Partial<ProGanObjectiveArgs>
 
 const images = () => syntheticTiles({ count: 32, resolution: 2 * R, channels: 1, seed: 1 });
 const loop = (over: Record<string, number> = {}) => ({
-  steps: 5, batchSize: BATCH, seed: 5, checkpointEvery: 100, sampleEvery: 100, tickEvery: 1, maxNonFinite: 2, keepCheckpoints: 2, ...over,
+  steps: 5, batchSize: BATCH, seed: 5, checkpointEvery: 100, sampleEvery: 100, tickEvery: 1, evalEvery: 0, maxNonFinite: 2, keepCheckpoints: 2, ...over,
 });
 
 function values(vars: Array<[string, tf.Variable]>): Map<string, Float32Array> {
@@ -334,11 +334,17 @@ describe('trainProgan', () => {
         progan: { maxCornerResolution: R, zDim: 8, latentDim: 8, fmapBase: 16, fmapMax: 8 },
         encoder: { steps: 4 },
         schedule: { fadeKimg: 0.016, stableKimg: 0.008, minibatchRepeats: 1 },
-        samples: { count: 3 },
-        loop: { steps: 5, batchSize: BATCH, checkpointEvery: 3, sampleEvery: 3, tickEvery: 1 },
+        samples: { count: 3, evalCount: 6 },
+        loop: { steps: 5, batchSize: BATCH, checkpointEvery: 3, sampleEvery: 3, tickEvery: 1, evalEvery: 5 },
       },
     });
     const res = await trainProgan({ config, runDir, progress: false, handleSignals: false });
+    // The held-out SWD lands in stats.jsonl at the resolution the generator had reached.
+    const evals = readFileSync(join(runDir, 'stats.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r['kind'] === 'eval');
+    expect(evals.map((r) => r['step'])).toEqual([5]);
+    expect(evals[0]?.['eval/resolution']).toBe(R);
+    expect(Number.isFinite(evals[0]?.['swd/mean'])).toBe(true);
+    expect(evals[0]?.['swd/mean']).toBeGreaterThan(0);
     expect(res.step).toBe(5);
     expect(res.trainedEncoder).toBe(true);
     expect(existsSync(join(runDir, 'encoder', 'config.json'))).toBe(true);

@@ -73,6 +73,7 @@ export function trainBuilder<T>(y: Argv<T>) {
     .option('mmd-weight', { type: 'number', describe: 'weight lambda of the MMD term' })
     .option('checkpoint-every', { type: 'number', describe: 'steps between checkpoints' })
     .option('sample-every', { type: 'number', describe: 'steps between sample grids' })
+    .option('eval-every', { type: 'number', describe: 'steps between held-out evaluations (progan: SWD) written to stats.jsonl; 0 = never' })
     .option('tick-every', { type: 'number', describe: 'steps between status lines' })
     .option('bad-files', { type: 'string', choices: ['error', 'skip'], describe: 'unreadable images: stop with a list, or skip each with a log line' })
     .option('flip', { type: 'boolean', describe: 'random horizontal flips (--no-flip to disable)' })
@@ -118,6 +119,7 @@ export function toTrainRequest(a: Parsed): TrainRequest {
     checkpointEvery: num(a['checkpoint-every'], 'checkpoint-every'),
     sampleEvery: num(a['sample-every'], 'sample-every'),
     tickEvery: num(a['tick-every'], 'tick-every'),
+    evalEvery: num(a['eval-every'], 'eval-every'),
   });
   const model = a.model as TrainModel;
   const onlyFor = (m: TrainModel, names: string[]) => {

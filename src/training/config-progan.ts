@@ -96,6 +96,8 @@ export interface ProGanEncoderConfig {
 export interface ProGanSamplesConfig {
   /** Held-out images shown in each grid. Default 8. */
   count: number;
+  /** Held-out images on which SWD is measured every `loop.evalEvery` steps (synthetic data; a folder uses the sample set). Default 64. */
+  evalCount: number;
 }
 
 /** Everything a `proggan train progan` run needs; written to run-dir/config.json. */
@@ -143,9 +145,9 @@ export function defaultProGanTrainConfig(): ProGanTrainConfig {
     optim: { beta1: 0, beta2: 0.99, epsilon: 1e-8, reset: 'resolution' },
     schedule: { ...sched, minibatchRepeats: 4 },
     ema: { decay: 0.999 },
-    samples: { count: 8 },
+    samples: { count: 8, evalCount: 64 },
     // 6600 kimg grow corners 4 -> 128 at 600 + 600 kimg; then the last resolution keeps training.
-    loop: { steps: 500000, batchSize: 16, seed: 1, checkpointEvery: 2000, sampleEvery: 2000, tickEvery: 100, maxNonFinite: 10, keepCheckpoints: 2 },
+    loop: { steps: 500000, batchSize: 16, seed: 1, checkpointEvery: 2000, sampleEvery: 2000, tickEvery: 100, evalEvery: 2000, maxNonFinite: 10, keepCheckpoints: 2 },
   };
 }
 
@@ -163,7 +165,7 @@ export const PROGAN_PRESETS: Record<string, PartialConfig<ProGanTrainConfig>> = 
     // Corner 4 for 8 steps, corner 8 fades in over 16 steps, then 16 stable steps (batch 4).
     schedule: { fadeKimg: 0.064, stableKimg: 0.032, minibatchRepeats: 1 },
     ema: { decay: 0.9 },
-    loop: { steps: 40, batchSize: 4, checkpointEvery: 20, sampleEvery: 10, tickEvery: 4 },
+    loop: { steps: 40, batchSize: 4, checkpointEvery: 20, sampleEvery: 10, tickEvery: 4, evalEvery: 20 },
   },
   small: {
     data: { syntheticCount: 2048 },
@@ -173,7 +175,7 @@ export const PROGAN_PRESETS: Record<string, PartialConfig<ProGanTrainConfig>> = 
     // 100 steps per phase at batch 8: corner 16 is stable from step 500.
     schedule: { fadeKimg: 0.8, stableKimg: 0.8, minibatchRepeats: 1 },
     ema: { decay: 0.99 },
-    loop: { steps: 800, batchSize: 8, checkpointEvery: 100, sampleEvery: 50, tickEvery: 10 },
+    loop: { steps: 800, batchSize: 8, checkpointEvery: 100, sampleEvery: 50, tickEvery: 10, evalEvery: 100 },
   },
   paper: {
     progan: { maxCornerResolution: 128, zDim: 2048, latentDim: 2048, fmapBase: 8192, fmapMax: 512 },

@@ -70,6 +70,8 @@ export interface LoopConfig {
   sampleEvery: number;
   /** Status line / stats.jsonl record every N steps. */
   tickEvery: number;
+  /** Evaluate held-out metrics (e.g. SWD) every N steps into stats.jsonl; 0 = never. */
+  evalEvery: number;
   /** Stop after this many non-finite steps in a row. */
   maxNonFinite: number;
   /** Good checkpoints kept on disk. */
@@ -102,7 +104,7 @@ export function defaultWaeTrainConfig(): WaeTrainConfig {
     wae: { cornerResolution: 128, latentSize: 2048, tanhOutput: false },
     loss: { kernel: 'imq', lambda: 100 },
     optim: { lr: 5e-5, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 },
-    loop: { steps: 20000, batchSize: 16, seed: 1, checkpointEvery: 500, sampleEvery: 500, tickEvery: 50, maxNonFinite: 10, keepCheckpoints: 2 },
+    loop: { steps: 20000, batchSize: 16, seed: 1, checkpointEvery: 500, sampleEvery: 500, tickEvery: 50, evalEvery: 0, maxNonFinite: 10, keepCheckpoints: 2 },
   };
 }
 
@@ -188,6 +190,7 @@ export function validateWaeConfig(c: WaeTrainConfig): void {
   for (const [flag, v] of [['--checkpoint-every', c.loop.checkpointEvery], ['--sample-every', c.loop.sampleEvery], ['--tick-every', c.loop.tickEvery]] as const) {
     if (!Number.isInteger(v) || v < 1) fail(flag, `must be a positive integer, got ${v}`);
   }
+  if (!Number.isInteger(c.loop.evalEvery) || c.loop.evalEvery < 0) fail('--eval-every', `must be a non-negative integer, got ${c.loop.evalEvery}`);
   if (!Number.isInteger(c.data.syntheticCount) || c.data.syntheticCount < c.loop.batchSize) {
     fail('--synthetic-count', `must be an integer >= the batch size (${c.loop.batchSize}), got ${c.data.syntheticCount}`);
   }

@@ -58,6 +58,8 @@ export interface Objective {
   computeGradients(phase: Phase, batch: tf.Tensor4D, ctx: StepContext): PhaseResult;
   /** Called after each applied step (e.g. EMA updates); synchronous. */
   afterStep?(ctx: StepContext): void;
+  /** Measure the model on held-out data (e.g. SWD); run on rank 0 every `loop.evalEvery` steps. */
+  evaluate?(): Promise<Record<string, number>>;
   /** Write a picture of the model's current behaviour (e.g. reconstructions) to a PNG path. */
   writeSamples?(path: string): Promise<void>;
   /** JSON state beyond variables (schedules, counters), saved in checkpoints. */

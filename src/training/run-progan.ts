@@ -179,6 +179,14 @@ export async function trainProgan(opts: TrainProganOptions): Promise<ProGanTrain
     });
     const sampleImages: Float32Array[] = [];
     if (held !== null && strategy.rank === 0) for (let i = 0; i < held.size; i++) sampleImages.push(await held.get(i));
+    // SWD needs more images than a grid shows: procedural data draws its own held-out set.
+    const evalImages: Float32Array[] = [];
+    if (strategy.rank === 0 && config.loop.evalEvery > 0) {
+      const evalSet = config.data.dir === undefined
+        ? syntheticTiles({ count: config.samples.evalCount, resolution: 2 * r, channels: config.data.channels, seed: hashSeed('progan/eval', config.loop.seed) })
+        : held;
+      if (evalSet !== null) for (let i = 0; i < evalSet.size; i++) evalImages.push(await evalSet.get(i));
+    }
     const emaDecay = config.ema.halfLifeKimg !== undefined ? emaDecayFromHalfLife(config.ema.halfLifeKimg * 1000, globalBatch) : config.ema.decay;
     objective = new ProGanObjective({
       model: config.progan,
@@ -190,6 +198,7 @@ export async function trainProgan(opts: TrainProganOptions): Promise<ProGanTrain
       emaDecay,
       encoder: wae,
       sampleImages,
+      evalImages,
       seed: config.loop.seed,
       logger: log,
     });

@@ -288,6 +288,16 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     log.info({ path, step }, `samples ${path}`);
   };
 
+  const evaluate = async () => {
+    if (!isChief || !objective.evaluate) return;
+    const t0 = performance.now();
+    const metrics = await objective.evaluate();
+    const record = { step, kimg: nimg / 1000, kind: 'eval', ...metrics, 'eval/seconds': (performance.now() - t0) / 1000 };
+    jsonl?.write({ ...record, time: Date.now() / 1000 });
+    tb?.scalars({ ...metrics }, step);
+    log.info(record, formatStatusLine({ eval: `step ${step}`, ...metrics }));
+  };
+
   let nonFiniteRun = 0;
   let tickStart = performance.now();
   let tickSteps = 0;
@@ -409,6 +419,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
       if (step % loop.checkpointEvery === 0) await checkpoint();
       if (step % loop.sampleEvery === 0) await samples();
+      if (loop.evalEvery > 0 && step % loop.evalEvery === 0) await evaluate();
     }
     if (stopRequested && stoppedBy === 'steps' && step < target) stoppedBy = 'signal';
     if (step >= target && opts.stopAfterStep !== undefined && opts.stopAfterStep < loop.steps) stoppedBy = 'stopAfterStep';
