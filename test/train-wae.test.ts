@@ -158,4 +158,30 @@ describe('proggan train wae (CLI)', () => {
     // Every step's status record appears once: none lost, none repeated.
     expect(readStats(killed).map((s) => s['step'])).toEqual([4, 8, 12, 16, 20, 24]);
   });
+
+  it('SIGTERM: finishes the current step, checkpoints it and exits 130 promptly', async () => {
+    const runDir = mkdtempSync(join(tmpdir(), 'proggan-term-'));
+    const child = spawn(process.execPath, ['bin/proggan.js', 'train', 'wae', '--preset', 'tiny', '--steps', '100000', '--checkpoint-every', '4',
+      '--sample-every', '100000', '--backend', 'cpu', '--run-dir', runDir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += String(c)));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!existsSync(join(runDir, 'checkpoints', 'step-00000004', 'manifest.json'))) {
+        if (Date.now() > deadline) throw new Error(`no checkpoint in time:\n${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const sent = Date.now();
+      child.kill('SIGTERM');
+      expect(await exited, out).toBe(130);
+      // Within a few steps, not at the next checkpoint interval's file write.
+      expect(Date.now() - sent).toBeLessThan(15_000);
+      expect(out).toMatch(/SIGTERM: finishing the current step/);
+      const ck = await loadLatestCheckpoint(runDir);
+      expect(ck?.state.step).toBeGreaterThanOrEqual(4);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
 });

@@ -308,6 +308,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   try {
     while (step < target) {
+      // Let the event loop run once per step: with a prefetched batch every await below resolves as a
+      // microtask, and signal handlers and background I/O would otherwise wait for the next file write.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       // Agree on stopping: a signal reaches the ranks at different moments, and a rank that stopped
       // alone would leave its peers waiting in the next all-reduce.
       if (strategy.worldSize > 1) {
