@@ -3,7 +3,7 @@
  * encoder (a given WAE run, or one trained first into <run>/encoder), data, networks, the loop.
  * `loadProgan`: the EMA generator and the encoder of a run directory, for completion.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { ImageDataset } from '../data/pipeline.js';
@@ -15,6 +15,7 @@ import { UsageError } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { hashSeed } from '../util/random.js';
 import { loadLatestCheckpoint } from './checkpoint.js';
+import { readRun, writeRunConfig } from './run-dir.js';
 import { encoderWaeConfig, scheduleConfigOf, type ProGanTrainConfig } from './config-progan.js';
 import { emaDecayFromHalfLife } from './ema.js';
 import { ProGanObjective } from './objectives/progan.js';
@@ -53,10 +54,6 @@ export interface ProGanTrainResult extends TrainResult {
   trainedEncoder: boolean;
 }
 
-function writeJsonAtomic(path: string, value: unknown): void {
-  writeFileSync(`${path}.tmp`, `${JSON.stringify(value, null, 2)}\n`);
-  renameSync(`${path}.tmp`, path);
-}
 
 /** Items [start, start + size) of another dataset. */
 function subset(ds: ImageDataset, start: number, size: number): ImageDataset {
@@ -131,7 +128,7 @@ export async function trainProgan(opts: TrainProganOptions): Promise<ProGanTrain
   const r = config.progan.maxCornerResolution;
   if (strategy.rank === 0) {
     mkdirSync(runDir, { recursive: true });
-    writeJsonAtomic(join(runDir, 'config.json'), config);
+    writeRunConfig(runDir, config);
   }
 
   // The frozen encoder: a given run, or a WAE trained here first.
@@ -243,12 +240,8 @@ export interface LoadedProgan {
 
 /** Load the newest good checkpoint of a ProGAN run directory: EMA generator and encoder. */
 export async function loadProgan(runDir: string, opts: { logger?: Logger } = {}): Promise<LoadedProgan> {
-  const cfgPath = join(runDir, 'config.json');
-  if (!existsSync(cfgPath)) throw new Error(`${runDir} is not a proggan run directory (no config.json)`);
-  const config = JSON.parse(readFileSync(cfgPath, 'utf8')) as ProGanTrainConfig;
-  if (config.model !== 'progan') throw new Error(`${runDir} holds a ${String(config.model)} run, not a conditional ProGAN`);
-  const found = await loadLatestCheckpoint(runDir, opts.logger ? { logger: opts.logger } : {});
-  if (!found) throw new Error(`${runDir} has no readable checkpoint`);
+  const found = await readRun<ProGanTrainConfig>(runDir, 'progan', 'a conditional ProGAN', opts);
+  const config = found.config;
   const m = config.progan;
   const generator = new ProGanGenerator({
     maxResolution: m.maxCornerResolution,

@@ -2,8 +2,7 @@
  * `trainWae`: everything `proggan train wae` does, as a library call — data, networks, loop, run directory.
  * `loadWae`: the trained encoder/decoder of a run directory, for encoding corners (e.g. by the GAN).
  */
-import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { cornerTiles } from '../data/corner-dataset.js';
 import { loadImageFolder, type ImageDataset } from '../data/images.js';
@@ -11,7 +10,7 @@ import { Pipeline } from '../data/pipeline.js';
 import { syntheticTiles } from '../data/synthetic.js';
 import { OneDeviceStrategy, type Strategy } from '../distributed/strategy.js';
 import { silentLogger, type Logger } from '../util/logger.js';
-import { loadLatestCheckpoint } from './checkpoint.js';
+import { readRun, writeRunConfig } from './run-dir.js';
 import type { DataConfig, WaeTrainConfig } from './config.js';
 import { WaeObjective, fixedSamples, waeArgsFromConfig } from './objectives/wae.js';
 import { train, type TrainResult } from './trainer.js';
@@ -50,10 +49,6 @@ export async function openImages(data: DataConfig, resolution: number, seed: num
   return ds;
 }
 
-function writeJsonAtomic(path: string, value: unknown): void {
-  writeFileSync(`${path}.tmp`, `${JSON.stringify(value, null, 2)}\n`);
-  renameSync(`${path}.tmp`, path);
-}
 
 /** Train (or continue training) a WAE on corner tiles. */
 export async function trainWae(opts: TrainWaeOptions): Promise<TrainResult> {
@@ -62,7 +57,7 @@ export async function trainWae(opts: TrainWaeOptions): Promise<TrainResult> {
   const strategy = opts.strategy ?? new OneDeviceStrategy();
   if (strategy.rank === 0) {
     mkdirSync(runDir, { recursive: true });
-    writeJsonAtomic(join(runDir, 'config.json'), config);
+    writeRunConfig(runDir, config);
   }
   // Images at twice the corner side; the WAE sees their four corners as separate tiles.
   const images = await openImages(config.data, 2 * config.wae.cornerResolution, config.loop.seed, log);
@@ -119,12 +114,8 @@ export interface LoadedWae {
 
 /** Load the newest good checkpoint of a WAE run directory. */
 export async function loadWae(runDir: string, opts: { logger?: Logger } = {}): Promise<LoadedWae> {
-  const cfgPath = join(runDir, 'config.json');
-  if (!existsSync(cfgPath)) throw new Error(`${runDir} is not a proggan run directory (no config.json)`);
-  const config = JSON.parse(readFileSync(cfgPath, 'utf8')) as WaeTrainConfig;
-  if (config.model !== 'wae') throw new Error(`${runDir} holds a ${String(config.model)} run, not a WAE`);
-  const found = await loadLatestCheckpoint(runDir, opts.logger ? { logger: opts.logger } : {});
-  if (!found) throw new Error(`${runDir} has no readable checkpoint`);
+  const found = await readRun<WaeTrainConfig>(runDir, 'wae', 'a WAE', opts);
+  const config = found.config;
   const wae = new WaeObjective({
     model: waeArgsFromConfig(config.wae, config.data.channels),
     kernel: config.loss.kernel,

@@ -1,0 +1,28 @@
+/** The files every run directory shares: its config.json, and reading a finished run back. */
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '../util/logger.js';
+import { loadLatestCheckpoint, type CheckpointState } from './checkpoint.js';
+
+/** Write `runDir/config.json` atomically (temp file, rename). */
+export function writeRunConfig(runDir: string, config: unknown): void {
+  const path = join(runDir, 'config.json');
+  writeFileSync(`${path}.tmp`, `${JSON.stringify(config, null, 2)}\n`);
+  renameSync(`${path}.tmp`, path);
+}
+
+/** Read a run's config (checking it is a `model` run) and its newest good checkpoint. */
+export async function readRun<C extends { model: string }>(
+  runDir: string,
+  model: C['model'],
+  what: string,
+  opts: { logger?: Logger } = {},
+): Promise<{ config: C; state: CheckpointState; dir: string }> {
+  const cfgPath = join(runDir, 'config.json');
+  if (!existsSync(cfgPath)) throw new Error(`${runDir} is not a proggan run directory (no config.json)`);
+  const config = JSON.parse(readFileSync(cfgPath, 'utf8')) as C;
+  if (config.model !== model) throw new Error(`${runDir} holds a ${String(config.model)} run, not ${what}`);
+  const found = await loadLatestCheckpoint(runDir, opts.logger ? { logger: opts.logger } : {});
+  if (!found) throw new Error(`${runDir} has no readable checkpoint`);
+  return { config, state: found.state, dir: found.dir };
+}
