@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseCompleteArgs, parseExtendArgs, parseSampleArgs } from '../src/cli/complete.js';
-import { readImageFile, runComplete, runExtend, runSample } from '../src/cli/run-complete.js';
+import { readImageFile, runComplete, runEvaluate, runExtend, runSample } from '../src/cli/run-complete.js';
 import { resolveProGanConfig } from '../src/training/config-progan.js';
 import { trainProgan } from '../src/training/run-progan.js';
 import { UsageError } from '../src/util/errors.js';
@@ -63,6 +63,17 @@ describe('parseSampleArgs', () => {
     expect(() => parseSampleArgs(['--checkpoint', 'c', '--out', 'g.png', '--n', '5000'])).toThrow(/--n 5000/);
     expect(() => parseSampleArgs(['--checkpoint', 'c', '--out', 'g.png', '--missing', 'x'])).toThrow(/missing/);
     expect(() => parseSampleArgs(['--checkpoint', 'c'])).toThrow(/out/);
+  });
+});
+
+describe('parseEvaluateArgs', () => {
+  it('reads the flags and names the bad one', async () => {
+    const { parseEvaluateArgs } = await import('../src/cli/complete.js');
+    const r = parseEvaluateArgs(['--checkpoint', 'runs/p', '--data', 'held', '--n', '32', '--seed', '4']);
+    expect(r).toMatchObject({ checkpoint: 'runs/p', data: 'held', n: 32, seed: 4 });
+    expect(parseEvaluateArgs(['--checkpoint', 'runs/p']).n).toBe(64);
+    expect(() => parseEvaluateArgs(['--checkpoint', 'runs/p', '--n', '1'])).toThrow(/--n must be at least 2/);
+    expect(() => parseEvaluateArgs([])).toThrow(/checkpoint/);
   });
 });
 
@@ -206,5 +217,16 @@ describe('complete, extend and sample on a real (tiny, briefly trained) run', ()
     // One group of 5 images in 3 rows; 16 px images scaled by 4 with 2 px padding.
     expect(got.width).toBe(5 * 64 + 6 * 2);
     expect(got.height).toBe(3 * 64 + 4 * 2);
+  });
+
+  it('evaluate: SWD and MS-SSIM of completed corners, appended to the run\'s stats.jsonl', async () => {
+    const m = await runEvaluate({ ...common, n: 6 });
+    expect(m['images']).toBe(6);
+    expect(m['resolution']).toBe(r);
+    expect(m['swd/mean']).toBeGreaterThan(0);
+    expect(m['ms-ssim/generated']).toBeGreaterThan(0);
+    expect(m['ms-ssim/generated']).toBeLessThanOrEqual(1);
+    const last = readFileSync(join(run, 'stats.jsonl'), 'utf8').trim().split('\n').pop() ?? '';
+    expect(JSON.parse(last)).toMatchObject({ kind: 'evaluate', images: 6, 'swd/mean': m['swd/mean'] });
   });
 });

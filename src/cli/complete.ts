@@ -59,6 +59,26 @@ export interface SampleRequest extends ModelUseRequest {
   missing: SampleMissing;
 }
 
+/** A parsed `proggan evaluate` invocation. */
+export interface EvaluateRequest extends Omit<ModelUseRequest, 'out'> {
+  /** Folder of held-out images; unset means procedural tiles drawn with a seed unlike training's. */
+  data?: string;
+  /** Number of images measured; default 64. */
+  n: number;
+}
+
+/** Add the `proggan evaluate` flags to a yargs instance. */
+export function evaluateBuilder<T>(y: Argv<T>) {
+  return y
+    .option('checkpoint', { type: 'string', demandOption: true, describe: 'run directory of a trained conditional ProGAN (newest good checkpoint)' })
+    .option('data', { type: 'string', describe: 'folder of held-out images (default: procedural tiles with a held-out seed)' })
+    .option('n', { type: 'number', default: 64, describe: 'number of images to complete and measure' })
+    .option('seed', { type: 'number', default: 0, describe: 'seed of the generator noise' })
+    .option('backend', { type: 'string', choices: BACKEND_NAMES, describe: 'tensorflow | native | cpu | auto (default: PROGGAN_BACKEND or auto)' })
+    .option('threads', { type: 'number', describe: 'threads for the native backend (default: all cores)' })
+    .option('log-level', { type: 'string', default: 'warn', choices: ['trace', 'debug', 'info', 'warn', 'error'], describe: 'log level' });
+}
+
 /** Add the flags every command shares. */
 function commonFlags<T>(y: Argv<T>) {
   return y
@@ -97,6 +117,7 @@ export function sampleBuilder<T>(y: Argv<T>) {
 type CompleteParsed = Awaited<ReturnType<ReturnType<typeof completeBuilder>['parse']>>;
 type ExtendParsed = Awaited<ReturnType<ReturnType<typeof extendBuilder>['parse']>>;
 type SampleParsed = Awaited<ReturnType<ReturnType<typeof sampleBuilder>['parse']>>;
+type EvaluateParsed = Awaited<ReturnType<ReturnType<typeof evaluateBuilder>['parse']>>;
 type CommonParsed = Awaited<ReturnType<ReturnType<typeof commonFlags>['parse']>>;
 
 function positiveInt(v: number | undefined, flag: string): number {
@@ -153,6 +174,34 @@ function parserFor<T>(argv: string[], name: string, build: (y: Argv) => Argv<T>)
   );
   return y.parseSync() as T;
 }
+
+/** Turn parsed `evaluate` flags into an {@link EvaluateRequest}. */
+export function toEvaluateRequest(a: EvaluateParsed): EvaluateRequest {
+  if (!Number.isFinite(a.seed)) throw new UsageError('--seed must be a number');
+  const req: EvaluateRequest = { checkpoint: nonEmpty(a.checkpoint, 'checkpoint'), seed: a.seed, logLevel: a['log-level'], n: positiveInt(a.n, 'n') };
+  if (req.n < 2) throw new UsageError('--n must be at least 2 (SWD compares sets)');
+  if (a.data !== undefined) req.data = nonEmpty(a.data, 'data');
+  if (a.backend !== undefined) req.backend = a.backend as BackendRequest;
+  if (a.threads !== undefined) req.threads = positiveInt(a.threads, 'threads');
+  return req;
+}
+
+/** Parse `proggan evaluate ...` arguments (without the leading `evaluate`) without running anything. */
+export function parseEvaluateArgs(argv: string[]): EvaluateRequest {
+  return toEvaluateRequest(parserFor(argv, 'evaluate', evaluateBuilder) as EvaluateParsed);
+}
+
+/** The yargs command module for `proggan evaluate`. */
+export const evaluateCommand: CommandModule<object, EvaluateParsed> = {
+  command: 'evaluate',
+  describe: 'measure a ProGAN run: SWD and MS-SSIM of completed corners of held-out images (appended to stats.jsonl)',
+  builder: (y) => evaluateBuilder(y) as unknown as Argv<EvaluateParsed>,
+  handler: async (argv) => {
+    const req = toEvaluateRequest(argv);
+    const { runEvaluate } = await import('./run-complete.js');
+    await runEvaluate(req);
+  },
+};
 
 /** Parse `proggan complete ...` arguments (without the leading `complete`) without running anything. */
 export function parseCompleteArgs(argv: string[]): CompleteRequest {

@@ -2,7 +2,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { errorMessage, UsageError } from '../util/errors.js';
-import { completeCommand, extendCommand, sampleCommand } from './complete.js';
+import { completeCommand, evaluateCommand, extendCommand, sampleCommand } from './complete.js';
 import { trainCommand } from './train.js';
 
 /** Run the CLI on `argv` (without node and script). */
@@ -14,6 +14,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(completeCommand)
     .command(extendCommand)
     .command(sampleCommand)
+    .command(evaluateCommand)
     .demandCommand(1, 'Name a command, e.g. `proggan train wae --preset tiny`.')
     .strict()
     .help()

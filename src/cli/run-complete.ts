@@ -8,13 +8,16 @@
  * size is cover-cropped (centred) and resized to 2R x 2R with a warning saying so (`--no-resize`
  * makes it an error), and the output is 2R x 2R. `extend` uses the image at its own pixel scale.
  */
+import { appendFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { initBackend } from '../backend/index.js';
 import { completeImage, completeImages, completerFromModels, type CornerCompleter } from '../completion/complete.js';
 import { extendImage, planExtension } from '../completion/extend.js';
-import { CORNERS, type Corner } from '../data/corners.js';
+import { CORNERS, splitCorners, type Corner } from '../data/corners.js';
+import { meanPairwiseMsSsim } from '../metrics/ms-ssim.js';
+import { slicedWassersteinDistance } from '../metrics/swd.js';
 import { bytesToUnit, loadImageFolder } from '../data/images.js';
 import { syntheticTiles } from '../data/synthetic.js';
 import { writeImageGrid, writeRowsGrid } from '../training/samples.js';
@@ -22,7 +25,7 @@ import { UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { hashSeed } from '../util/random.js';
 import { createCliLogger } from './logging.js';
-import type { CompleteRequest, ExtendRequest, ModelUseRequest, SampleRequest } from './complete.js';
+import type { CompleteRequest, EvaluateRequest, ExtendRequest, ModelUseRequest, SampleRequest } from './complete.js';
 
 /** A decoded input image: HWC values in [-1, 1]. */
 export interface InputImage {
@@ -120,12 +123,14 @@ interface OpenModel {
   r: number;
   /** Channels. */
   channels: 1 | 3;
+  /** Training step of the checkpoint. */
+  step: number;
   /** Release the networks. */
   dispose(): void;
 }
 
 /** Start the logger and the backend, and open the run directory named by `--checkpoint`. */
-async function openModel(req: ModelUseRequest): Promise<{ log: Logger; model: OpenModel }> {
+async function openModel(req: Omit<ModelUseRequest, 'out'>): Promise<{ log: Logger; model: OpenModel }> {
   const log = createCliLogger({ level: req.logLevel });
   await initBackend({
     ...(req.backend !== undefined ? { backend: req.backend } : {}),
@@ -157,6 +162,7 @@ async function openModel(req: ModelUseRequest): Promise<{ log: Logger; model: Op
         completer,
         r,
         channels,
+        step,
         dispose() {
           generator.dispose();
           encoder.dispose();
@@ -237,27 +243,75 @@ const SAMPLE_BATCH = 16;
 const SAMPLE_COLS = 8;
 
 /** Run a parsed `proggan sample` request. */
+/** A held-out folder's first `n` images (validated like training data), or `n` procedural tiles with a seed of their own. */
+async function heldOutImages(req: { data?: string; n: number; seed: number }, size: number, c: 1 | 3, log: Logger): Promise<Float32Array[]> {
+  const reals: Float32Array[] = [];
+  if (req.data !== undefined) {
+    const st = await stat(req.data).catch(() => null);
+    if (st === null || !st.isDirectory()) throw new UsageError(`--data ${req.data}: no such folder`);
+    const ds = await loadImageFolder(req.data, { resolution: size, channels: c, logger: log });
+    const n = Math.min(req.n, ds.size);
+    if (n < req.n) log.warn({ data: req.data, images: ds.size }, `--data ${req.data} holds ${ds.size} images; using ${n}, not --n ${req.n}`);
+    for (let i = 0; i < n; i++) reals.push(await ds.get(i));
+  } else {
+    const seed = hashSeed('proggan-sample-held-out', req.seed);
+    const ds = syntheticTiles({ count: req.n, resolution: size, channels: c, seed });
+    for (let i = 0; i < req.n; i++) reals.push(ds.generate(i));
+    log.info({ seed }, `images: ${req.n} procedural tiles (seed ${seed}, not a training seed); pass --data DIR for held-out images`);
+  }
+  return reals;
+}
+
+/**
+ * `proggan evaluate`: complete the bottom-right corner of held-out images and measure the completed
+ * corners against the real ones (SWD, x1e3) and their diversity (mean pairwise MS-SSIM, real corners
+ * alongside for reference). Prints one JSON object and appends it to the run's stats.jsonl.
+ */
+export async function runEvaluate(req: EvaluateRequest): Promise<Record<string, number>> {
+  const { log, model } = await openModel(req);
+  try {
+    const size = 2 * model.r;
+    const c = model.channels;
+    const reals = await heldOutImages(req, size, c, log);
+    if (reals.length < 2) throw new UsageError(`--n: SWD needs at least 2 images, got ${reals.length}`);
+    const fake = new Float32Array(reals.length * model.r * model.r * c);
+    const real = new Float32Array(fake.length);
+    for (let b = 0; b < reals.length; b += SAMPLE_BATCH) {
+      const part = reals.slice(b, b + SAMPLE_BATCH);
+      const outs = completeImages(part, 'br', model.completer, hashSeed(req.seed, 'evaluate', b));
+      part.forEach((img, k) => {
+        real.set(splitCorners(img, size, c).br, (b + k) * model.r * model.r * c);
+        fake.set(splitCorners(outs[k] as Float32Array, size, c).br, (b + k) * model.r * model.r * c);
+      });
+    }
+    const shape: [number, number, number, number] = [reals.length, model.r, model.r, c];
+    const swd = slicedWassersteinDistance(fake, real, shape, { seed: 1 });
+    const pairs = Math.min(200, (reals.length * (reals.length - 1)) / 2);
+    const metrics: Record<string, number> = {
+      images: reals.length,
+      resolution: model.r,
+      'swd/mean': swd.mean,
+      ...Object.fromEntries(swd.perLevel.map((l) => [`swd/${l.resolution}`, l.swd])),
+      'ms-ssim/generated': meanPairwiseMsSsim(fake, shape, { pairs, seed: 1 }),
+      'ms-ssim/real': meanPairwiseMsSsim(real, shape, { pairs, seed: 1 }),
+    };
+    const record = { step: model.step, kind: 'evaluate', data: req.data ?? 'procedural', ...metrics, time: Date.now() / 1000 };
+    appendFileSync(join(resolve(req.checkpoint), 'stats.jsonl'), `${JSON.stringify(record)}\n`);
+    process.stdout.write(`${JSON.stringify(record)}\n`);
+    log.info(record, `evaluated step ${model.step} on ${reals.length} images: SWD ${swd.mean.toFixed(1)}, MS-SSIM generated ${metrics['ms-ssim/generated']?.toFixed(3)} vs real ${metrics['ms-ssim/real']?.toFixed(3)}`);
+    return metrics;
+  } finally {
+    model.dispose();
+  }
+}
+
 export async function runSample(req: SampleRequest): Promise<void> {
   const { log, model } = await openModel(req);
   try {
     const size = 2 * model.r;
     const c = model.channels;
 
-    // The images: a held-out folder (validated like training data), or procedural tiles with a seed of their own.
-    const reals: Float32Array[] = [];
-    if (req.data !== undefined) {
-      const st = await stat(req.data).catch(() => null);
-      if (st === null || !st.isDirectory()) throw new UsageError(`--data ${req.data}: no such folder`);
-      const ds = await loadImageFolder(req.data, { resolution: size, channels: c, logger: log });
-      const n = Math.min(req.n, ds.size);
-      if (n < req.n) log.warn({ data: req.data, images: ds.size }, `--data ${req.data} holds ${ds.size} images; the grid shows ${n}, not --n ${req.n}`);
-      for (let i = 0; i < n; i++) reals.push(await ds.get(i));
-    } else {
-      const seed = hashSeed('proggan-sample-held-out', req.seed);
-      const ds = syntheticTiles({ count: req.n, resolution: size, channels: c, seed });
-      for (let i = 0; i < req.n; i++) reals.push(ds.generate(i));
-      log.info({ seed }, `images: ${req.n} procedural tiles (seed ${seed}, not a training seed); pass --data DIR for held-out images`);
-    }
+    const reals = await heldOutImages(req, size, c, log);
 
     // Complete them, batched per missing corner.
     const missingOf = (i: number): Corner => (req.missing === 'all' ? (CORNERS[i % 4] as Corner) : req.missing);
