@@ -79,6 +79,7 @@ export function trainBuilder<T>(y: Argv<T>) {
     .option('flip', { type: 'boolean', describe: 'random horizontal flips (--no-flip to disable)' })
     .option('synthetic-count', { type: 'number', describe: 'number of procedural tiles when no --data is given' })
     .option('timeline', { type: 'string', describe: 'write a Chrome trace (chrome://tracing) of every step to this file' })
+    .option('batch-norm', { type: 'boolean', describe: 'wae: batch norm in the blocks (default on; --no-batch-norm for exact data-parallel parity)' })
     .option('encoder', { type: 'string', describe: 'progan: a trained WAE run directory used as the frozen encoder (default: train one first)' })
     .option('start-resolution', { type: 'number', describe: 'progan: corner side the growth starts at' })
     .option('fade-kimg', { type: 'number', describe: 'progan: thousands of images per fade-in phase' })
@@ -125,14 +126,14 @@ export function toTrainRequest(a: Parsed): TrainRequest {
   const onlyFor = (m: TrainModel, names: string[]) => {
     for (const n of names) if (a[n] !== undefined && model !== m) throw new UsageError(`--${n} applies to \`proggan train ${m}\`, not ${model}`);
   };
-  onlyFor('wae', ['lr', 'mmd-kernel', 'mmd-weight']);
+  onlyFor('wae', ['lr', 'mmd-kernel', 'mmd-weight', 'batch-norm']);
   onlyFor('progan', ['encoder', 'start-resolution', 'fade-kimg', 'stable-kimg', 'lr-g', 'lr-d', 'global-weight', 'fmap-base', 'fmap-max', 'z-dim']);
   const flags: PartialConfig<WaeTrainConfig> | PartialConfig<ProGanTrainConfig> =
     model === 'wae'
       ? {
           data,
           loop,
-          wae: defined({ cornerResolution: num(a.resolution, 'resolution'), latentSize: num(a['latent-size'], 'latent-size') }),
+          wae: defined({ cornerResolution: num(a.resolution, 'resolution'), latentSize: num(a['latent-size'], 'latent-size'), batchNorm: a['batch-norm'] }),
           loss: defined({ kernel: a['mmd-kernel'] as 'imq' | 'rbf' | 'cern' | undefined, lambda: num(a['mmd-weight'], 'mmd-weight') }),
           optim: defined({ lr: num(a.lr, 'lr') }),
         }

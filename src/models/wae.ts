@@ -38,6 +38,11 @@ export interface WaeArgs {
   tanhOutput: boolean;
   /** Batch-norm momentum of the moving statistics (Keras convention: weight of the old value); default 0.99. */
   batchNormMomentum: number;
+  /**
+   * Batch norm after each strided conv (the reference); default true. Without it the blocks' convs
+   * get biases, and every replica of a data-parallel run computes exactly the single-process function.
+   */
+  batchNorm: boolean;
 }
 
 /** Number of stride-2 blocks between resolution R and 4x4: log2(R / 4). */
@@ -104,6 +109,7 @@ export function defaultWaeArgs(partial: Partial<WaeArgs> & { resolution: number;
     stemFilters: partial.stemFilters ?? filters[0] ?? 32,
     tanhOutput: partial.tanhOutput ?? false,
     batchNormMomentum: partial.batchNormMomentum ?? 0.99,
+    batchNorm: partial.batchNorm ?? true,
   };
   validateWaeArgs(args);
   return args;
@@ -143,7 +149,7 @@ function expectShape(t: tf.SymbolicTensor, shape: number[], where: string): tf.S
 
 /** Batch norm then LeakyReLU, named `${prefix}_bn` and `${prefix}_lrelu`. */
 function bnLeaky(x: tf.SymbolicTensor, prefix: string, args: WaeArgs): tf.SymbolicTensor {
-  const y = sym(tf.layers.batchNormalization({ momentum: args.batchNormMomentum, name: `${prefix}_bn` }).apply(x));
+  const y = args.batchNorm ? sym(tf.layers.batchNormalization({ momentum: args.batchNormMomentum, name: `${prefix}_bn` }).apply(x)) : x;
   return sym(tf.layers.leakyReLU({ alpha: args.leak, name: `${prefix}_lrelu` }).apply(y));
 }
 
@@ -156,7 +162,7 @@ function encoderBlock(x: tf.SymbolicTensor, res: number, args: WaeArgs): tf.Symb
     strides: 2,
     padding: 'same',
     // The bias would be cancelled by the batch norm's mean subtraction; its beta plays that role.
-    useBias: false,
+    useBias: !args.batchNorm,
     name: `${prefix}_conv`,
   });
   const y = bnLeaky(sym(conv.apply(x)), prefix, args); // [N, res/2, res/2, C(res/2)]
@@ -171,7 +177,7 @@ function decoderBlock(x: tf.SymbolicTensor, res: number, args: WaeArgs): tf.Symb
     kernelSize: 3,
     strides: 2,
     padding: 'same',
-    useBias: false,
+    useBias: !args.batchNorm,
     name: `${prefix}_deconv`,
   });
   const y = bnLeaky(sym(deconv.apply(x)), prefix, args); // [N, res, res, C(res)]

@@ -34,6 +34,8 @@ export interface WaeModelConfig {
   filters?: number[];
   /** tanh on the decoder output. Default false (the reference has none). */
   tanhOutput: boolean;
+  /** Batch norm in the blocks (the reference). Default true; off makes N replicas compute exactly one process's function. */
+  batchNorm?: boolean;
 }
 
 /** The WAE objective. */

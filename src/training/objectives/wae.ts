@@ -120,12 +120,13 @@ export class WaeObjective implements Objective {
 }
 
 /** Build the objective's network args from the run config's WAE section. */
-export function waeArgsFromConfig(cfg: { cornerResolution: number; latentSize: number; filters?: number[]; tanhOutput: boolean }, channels: 1 | 3): WaeArgs {
+export function waeArgsFromConfig(cfg: { cornerResolution: number; latentSize: number; filters?: number[]; tanhOutput: boolean; batchNorm?: boolean }, channels: 1 | 3): WaeArgs {
   return defaultWaeArgs({
     resolution: cfg.cornerResolution,
     channels,
     latentSize: cfg.latentSize,
     tanhOutput: cfg.tanhOutput,
+    ...(cfg.batchNorm !== undefined ? { batchNorm: cfg.batchNorm } : {}),
     ...(cfg.filters ? { filters: cfg.filters } : {}),
   });
 }
