@@ -41,6 +41,7 @@ describe('defaultWaeArgs and validation', () => {
       stemFilters: 5,
       tanhOutput: false,
       batchNormMomentum: 0.99,
+      batchNorm: true,
     });
   });
 
