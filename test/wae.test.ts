@@ -241,6 +241,26 @@ describe('WAE batch norm: training vs inference', () => {
   });
 });
 
+describe('WAE without batch norm', () => {
+  it('has no batch-norm layers, gives the block convs biases, and treats each sample independently in training', () => {
+    const { encoder, decoder } = buildWae(defaultWaeArgs({ resolution: 16, channels: 1, latentSize: 8, filters: [4, 8], batchNorm: false }));
+    try {
+      const names = [...encoder.layers, ...decoder.layers].map((l) => l.name);
+      expect(names.some((n) => n.endsWith('_bn'))).toBe(false);
+      expect(encoder.getLayer('wae_enc_b16_conv').weights.map((w) => w.originalName)).toEqual(['wae_enc_b16_conv/kernel', 'wae_enc_b16_conv/bias']);
+      tf.tidy(() => {
+        const x = tf.randomNormal([4, 16, 16, 1], 0, 1, 'float32', 3) as tf.Tensor4D;
+        const all = encoder.apply(x, { training: true }) as tf.Tensor;
+        const one = encoder.apply(x.slice([0, 0, 0, 0], [1, 16, 16, 1]), { training: true }) as tf.Tensor;
+        expect(Array.from(one.dataSync())).toEqual(Array.from(all.slice([0, 0], [1, 8]).dataSync()));
+      });
+    } finally {
+      encoder.dispose();
+      decoder.dispose();
+    }
+  });
+});
+
 describe('WAE tensors and gradients', () => {
   it('leaks no tensors across a forward pass in tf.tidy (training and inference)', () => {
     const { encoder, decoder } = buildWae(defaultWaeArgs({ resolution: 16, channels: 3, latentSize: 8, filters: [4, 8] }));
