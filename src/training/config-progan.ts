@@ -7,9 +7,10 @@ import type { LossCombination } from '../losses/wgan-gp.js';
 import { UsageError } from '../util/errors.js';
 import {
   defaultDataConfig,
-  mergeConfig,
+  resolveConfig,
   resolveWaeConfig,
   WAE_PRESETS,
+  type ConfigLayers,
   type DataConfig,
   type LoopConfig,
   type PartialConfig,
@@ -275,23 +276,8 @@ export function validateProGanConfig(c: ProGanTrainConfig): void {
 }
 
 /** Resolve a ProGAN config from its layers, lowest precedence first. */
-export function resolveProGanConfig(layers: {
-  preset?: string;
-  saved?: Record<string, unknown>;
-  file?: Record<string, unknown>;
-  flags?: PartialConfig<ProGanTrainConfig>;
-}): ProGanTrainConfig {
-  let c = defaultProGanTrainConfig();
-  if (layers.preset !== undefined) {
-    const p = PROGAN_PRESETS[layers.preset];
-    if (!p) throw new UsageError(`--preset must be one of ${Object.keys(PROGAN_PRESETS).join(', ')}; got "${layers.preset}"`);
-    c = mergeConfig(c, p);
-  }
-  c = mergeConfig(c, layers.saved);
-  c = mergeConfig(c, layers.file);
-  c = mergeConfig(c, layers.flags);
-  validateProGanConfig(c);
-  return c;
+export function resolveProGanConfig(layers: ConfigLayers<ProGanTrainConfig>): ProGanTrainConfig {
+  return resolveConfig(defaultProGanTrainConfig(), PROGAN_PRESETS, layers, validateProGanConfig);
 }
 
 /** Stride-2 blocks of a WAE at corner side r (down to 4x4). */

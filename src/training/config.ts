@@ -198,17 +198,34 @@ export function validateWaeConfig(c: WaeTrainConfig): void {
   }
 }
 
-/** Resolve a WAE config from its layers, lowest precedence first. */
-export function resolveWaeConfig(layers: { preset?: string; saved?: Record<string, unknown>; file?: Record<string, unknown>; flags?: PartialConfig<WaeTrainConfig> }): WaeTrainConfig {
-  let c = defaultWaeTrainConfig();
+/** The layers a run's config is made of, lowest precedence first (after the typed defaults). */
+export interface ConfigLayers<T> {
+  /** A named preset. */
+  preset?: string;
+  /** The run directory's own config.json (when resuming). */
+  saved?: Record<string, unknown>;
+  /** A --config file. */
+  file?: Record<string, unknown>;
+  /** Values given as flags. */
+  flags?: PartialConfig<T>;
+}
+
+/** defaults < preset < saved < file < flags, then `validate` (which names the flag to fix). */
+export function resolveConfig<T>(defaults: T, presets: Record<string, PartialConfig<T>>, layers: ConfigLayers<T>, validate: (c: T) => void): T {
+  let c = defaults;
   if (layers.preset !== undefined) {
-    const p = WAE_PRESETS[layers.preset];
-    if (!p) throw new UsageError(`--preset must be one of ${Object.keys(WAE_PRESETS).join(', ')}; got "${layers.preset}"`);
+    const p = presets[layers.preset];
+    if (!p) throw new UsageError(`--preset must be one of ${Object.keys(presets).join(', ')}; got "${layers.preset}"`);
     c = mergeConfig(c, p);
   }
   c = mergeConfig(c, layers.saved);
   c = mergeConfig(c, layers.file);
   c = mergeConfig(c, layers.flags);
-  validateWaeConfig(c);
+  validate(c);
   return c;
+}
+
+/** Resolve a WAE config from its layers, lowest precedence first. */
+export function resolveWaeConfig(layers: ConfigLayers<WaeTrainConfig>): WaeTrainConfig {
+  return resolveConfig(defaultWaeTrainConfig(), WAE_PRESETS, layers, validateWaeConfig);
 }
