@@ -63,8 +63,7 @@ export async function runTrain(req: TrainRequest): Promise<void> {
     if (config.model === 'wae') {
       result = await trainWae({ config, runDir, resume: req.resume, logger: log, strategy, ...(req.timeline ? { timeline: resolve(req.timeline) } : {}) });
     } else {
-      if (req.timeline) log.warn('--timeline is not supported by train progan yet; ignored');
-      result = await trainProgan({ config, runDir, resume: req.resume, logger: log, strategy });
+      result = await trainProgan({ config, runDir, resume: req.resume, logger: log, strategy, ...(req.timeline ? { timeline: resolve(req.timeline) } : {}) });
     }
   } finally {
     await closeStrategy(strategy);

@@ -3,6 +3,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../util/logger.js';
 import { loadLatestCheckpoint, type CheckpointState } from './checkpoint.js';
+import type { TrainOptions } from './trainer.js';
 
 /** Write `runDir/config.json` atomically (temp file, rename). */
 export function writeRunConfig(runDir: string, config: unknown): void {
@@ -25,4 +26,26 @@ export async function readRun<C extends { model: string }>(
   const found = await loadLatestCheckpoint(runDir, opts.logger ? { logger: opts.logger } : {});
   if (!found) throw new Error(`${runDir} has no readable checkpoint`);
   return { config, state: found.state, dir: found.dir };
+}
+
+/** How a run's loop behaves, shared by every `trainXxx` call and handed on to {@link TrainOptions}. */
+export interface RunLoopOptions {
+  /** Progress bar on a TTY. Default true. */
+  progress?: boolean;
+  /** Stop early after this step (tests). Default unset. */
+  stopAfterStep?: number;
+  /** Handle SIGINT/SIGTERM (checkpoint, then return). Default true. */
+  handleSignals?: boolean;
+  /** Chrome trace file of every step's parts. Default none. */
+  timeline?: string;
+}
+
+/** The options of {@link RunLoopOptions} that are set, ready to spread into `train()`'s options. */
+export function loopOptions(o: RunLoopOptions): Pick<TrainOptions, keyof RunLoopOptions> {
+  const out: Pick<TrainOptions, keyof RunLoopOptions> = {};
+  if (o.progress !== undefined) out.progress = o.progress;
+  if (o.stopAfterStep !== undefined) out.stopAfterStep = o.stopAfterStep;
+  if (o.handleSignals !== undefined) out.handleSignals = o.handleSignals;
+  if (o.timeline !== undefined) out.timeline = o.timeline;
+  return out;
 }

@@ -15,7 +15,7 @@ import { UsageError } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { hashSeed } from '../util/random.js';
 import { loadLatestCheckpoint } from './checkpoint.js';
-import { readRun, writeRunConfig } from './run-dir.js';
+import { loopOptions, readRun, writeRunConfig, type RunLoopOptions } from './run-dir.js';
 import { encoderWaeConfig, scheduleConfigOf, type ProGanTrainConfig } from './config-progan.js';
 import { emaDecayFromHalfLife } from './ema.js';
 import { ProGanObjective } from './objectives/progan.js';
@@ -25,7 +25,7 @@ import { schedule } from './schedule.js';
 import { train, type TrainResult } from './trainer.js';
 
 /** Options of {@link trainProgan}. */
-export interface TrainProganOptions {
+export interface TrainProganOptions extends RunLoopOptions {
   /** The resolved configuration (see `resolveProGanConfig`). Required. */
   config: ProGanTrainConfig;
   /** Run directory: config.json, checkpoints/, samples/, stats.jsonl, encoder/ (when trained here). Required. */
@@ -36,14 +36,8 @@ export interface TrainProganOptions {
   encoderRunDir?: string;
   /** JSON logger. Default silent. */
   logger?: Logger;
-  /** Progress bar on a TTY. Default true. */
-  progress?: boolean;
   /** Data-parallel strategy. Default one device. */
   strategy?: Strategy;
-  /** Stop the GAN loop early after this step (tests). Default unset. */
-  stopAfterStep?: number;
-  /** Handle SIGINT/SIGTERM (checkpoint, then return). Default true. */
-  handleSignals?: boolean;
 }
 
 /** How a {@link trainProgan} call ended. */
@@ -208,9 +202,7 @@ export async function trainProgan(opts: TrainProganOptions): Promise<ProGanTrain
       strategy,
       logger: log,
       config,
-      ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
-      ...(opts.stopAfterStep !== undefined ? { stopAfterStep: opts.stopAfterStep } : {}),
-      ...(opts.handleSignals !== undefined ? { handleSignals: opts.handleSignals } : {}),
+      ...loopOptions(opts),
     });
     return { ...res, encoderRunDir: encoderDir, trainedEncoder };
   } finally {

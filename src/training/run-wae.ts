@@ -10,13 +10,13 @@ import { Pipeline } from '../data/pipeline.js';
 import { syntheticTiles } from '../data/synthetic.js';
 import { OneDeviceStrategy, type Strategy } from '../distributed/strategy.js';
 import { silentLogger, type Logger } from '../util/logger.js';
-import { readRun, writeRunConfig } from './run-dir.js';
+import { loopOptions, readRun, writeRunConfig, type RunLoopOptions } from './run-dir.js';
 import type { DataConfig, WaeTrainConfig } from './config.js';
 import { WaeObjective, fixedSamples, waeArgsFromConfig } from './objectives/wae.js';
 import { train, type TrainResult } from './trainer.js';
 
 /** Options of {@link trainWae}. */
-export interface TrainWaeOptions {
+export interface TrainWaeOptions extends RunLoopOptions {
   /** The resolved configuration (see `resolveWaeConfig`). */
   config: WaeTrainConfig;
   /** Run directory: config.json, checkpoints/, samples/, stats.jsonl. */
@@ -25,16 +25,8 @@ export interface TrainWaeOptions {
   resume?: boolean;
   /** JSON logger; default silent. */
   logger?: Logger;
-  /** Progress bar on a TTY; default true. */
-  progress?: boolean;
   /** Data-parallel strategy; default one device. */
   strategy?: Strategy;
-  /** Stop early after this step (tests). */
-  stopAfterStep?: number;
-  /** Handle SIGINT/SIGTERM (checkpoint, then return). Default true. */
-  handleSignals?: boolean;
-  /** Chrome trace file of every step's parts. */
-  timeline?: string;
 }
 
 /** Open the training images: an image folder, or the embedded procedural tiles. */
@@ -91,10 +83,7 @@ export async function trainWae(opts: TrainWaeOptions): Promise<TrainResult> {
       strategy,
       logger: log,
       config,
-      ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
-      ...(opts.stopAfterStep !== undefined ? { stopAfterStep: opts.stopAfterStep } : {}),
-      ...(opts.handleSignals !== undefined ? { handleSignals: opts.handleSignals } : {}),
-      ...(opts.timeline !== undefined ? { timeline: opts.timeline } : {}),
+      ...loopOptions(opts),
     });
   } finally {
     pipeline.close();
