@@ -94,7 +94,7 @@ async function simulate(replicas: number, perReplica: number, steps: number, che
         const x = tf.tensor4d(batch.data, batch.shape);
         const phase = r.objective.phases()[0];
         if (!phase) throw new Error('the WAE has one phase');
-        const res = r.objective.computeGradients(phase, x, { step, nimg: 0, rng: r.rng, replica: rank });
+        const res = r.objective.computeGradients(phase, x, { step, nimg: 0, rng: r.rng, replica: rank, replicas });
         grads.push(res.grads);
         tf.dispose([x, ...Object.values(res.losses)]);
       }

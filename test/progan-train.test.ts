@@ -160,7 +160,7 @@ describe('ProGAN objective', () => {
       expect(res.skippedSteps).toBe(0);
       // D loss = (L_global + L_local) / 2 by default.
       const x = tf.tensor4d(await ds.get(0).then((a) => Float32Array.from([...a, ...a, ...a, ...a])), [4, 2 * R, 2 * R, 1]);
-      const losses = manualStep(o, x, { step: 3, nimg: 12, rng: new Rng(1), replica: 0 });
+      const losses = manualStep(o, x, { step: 3, nimg: 12, rng: new Rng(1), replica: 0, replicas: 1 });
       expect(losses['d']).toBeCloseTo(((losses['d_global'] as number) + (losses['d_local'] as number)) / 2, 5);
       expect(losses['g']).toBeCloseTo(((losses['g_global'] as number) + (losses['g_local'] as number)) / 2, 5);
       x.dispose();
@@ -186,7 +186,7 @@ describe('ProGAN objective', () => {
       const out: Array<Record<string, number>> = [];
       for (let s = 0; s < steps; s++) {
         // The same noise every time, so the change comes from the weights alone.
-        const ctx = { step: s, nimg: 0, rng: new Rng(11), replica: 0 };
+        const ctx = { step: s, nimg: 0, rng: new Rng(11), replica: 0, replicas: 1 };
         o.beginStep(ctx);
         const phase = o.phases().find((p) => p.name === name) as Phase;
         const r = o.computeGradients(phase, x, ctx);
@@ -219,7 +219,7 @@ describe('ProGAN objective', () => {
     for (let i = 0; i < BATCH; i++) batch.set(await ds.get(i), i * (2 * R) ** 2);
     const x = tf.tensor4d(batch, [BATCH, 2 * R, 2 * R, 1]);
     try {
-      const l = manualStep(o, x, { step: 0, nimg: 0, rng: new Rng(2), replica: 0 });
+      const l = manualStep(o, x, { step: 0, nimg: 0, rng: new Rng(2), replica: 0, replicas: 1 });
       const sq = (k: string) => (l[k] as number) ** 2;
       expect(l['d']).toBeCloseTo(0.25 * sq('d_global') + 0.75 * sq('d_local'), 4);
       expect(l['g']).toBeCloseTo(0.25 * sq('g_global') + 0.75 * sq('g_local'), 4);
@@ -239,8 +239,8 @@ describe('ProGAN objective', () => {
     const x = tf.tensor4d(batch, [BATCH, 2 * R, 2 * R, 1]);
     const rng = new Rng(7);
     try {
-      manualStep(o, x, { step: 0, nimg: 0, rng, replica: 0 });
-      manualStep(o, x, { step: 1, nimg: 4, rng, replica: 0 });
+      manualStep(o, x, { step: 0, nimg: 0, rng, replica: 0, replicas: 1 });
+      manualStep(o, x, { step: 1, nimg: 4, rng, replica: 0, replicas: 1 });
       expect(o.state).toMatchObject({ resolution: 4, phase: 'stable', alpha: 1 });
       const [dOld, gOld] = o.phases() as [Phase, Phase];
       expect((await dOld.optimizer.getWeights()).length).toBe(1 + 2 * dOld.vars.length);
@@ -248,7 +248,7 @@ describe('ProGAN objective', () => {
       const names4 = new Set(gOld.vars.map((v) => v.name));
 
       // Growing to 8 changes no variable and starts a fresh optimizer pair.
-      o.beginStep({ step: 2, nimg: 8, rng, replica: 0 });
+      o.beginStep({ step: 2, nimg: 8, rng, replica: 0, replicas: 1 });
       expect(o.state).toMatchObject({ resolution: 8, phase: 'fade', alpha: 0 });
       const after = values(o.stateVariables());
       for (const [n, v] of before) expect(Array.from(after.get(n) ?? []), n).toEqual(Array.from(v));
@@ -265,14 +265,14 @@ describe('ProGAN objective', () => {
       expect(dNew.vars.map((v) => v.name).join(' ')).toMatch(/dg_b16_conv0.*dl_b8_conv0/);
 
       // Train through the fade: the schedule moves only at even steps (minibatchRepeats 2).
-      manualStep(o, x, { step: 2, nimg: 8, rng, replica: 0 });
-      const l3 = manualStep(o, x, { step: 3, nimg: 12, rng, replica: 0 });
+      manualStep(o, x, { step: 2, nimg: 8, rng, replica: 0, replicas: 1 });
+      const l3 = manualStep(o, x, { step: 3, nimg: 12, rng, replica: 0, replicas: 1 });
       expect(o.state.alpha).toBe(0);
       expect(Object.values(l3).every(Number.isFinite)).toBe(true);
-      o.beginStep({ step: 4, nimg: 16, rng, replica: 0 });
+      o.beginStep({ step: 4, nimg: 16, rng, replica: 0, replicas: 1 });
       expect(o.state.alpha).toBe(0.5);
       expect(o.phases()[0]?.optimizer).toBe(dNew.optimizer); // same resolution: same optimizers
-      o.beginStep({ step: 6, nimg: 24, rng, replica: 0 });
+      o.beginStep({ step: 6, nimg: 24, rng, replica: 0, replicas: 1 });
       expect(o.state).toMatchObject({ resolution: 8, phase: 'stable', alpha: 1 });
       expect(o.phases()[0]?.optimizer).toBe(dNew.optimizer);
     } finally {

@@ -30,6 +30,12 @@ export interface StepContext {
    * this into noise seeds so replicas draw different noise, as one process with the global batch would.
    */
   replica: number;
+  /**
+   * Number of replicas taking part (1 in a single process). An objective that draws the noise of the
+   * whole global batch from the shared stream and keeps rows [replica * b, (replica + 1) * b) makes
+   * N replicas of batch b draw exactly what one process of batch N * b would.
+   */
+  replicas: number;
 }
 
 /** Gradients and loss parts of one phase on one batch; the trainer owns and disposes every tensor. */

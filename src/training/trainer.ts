@@ -231,7 +231,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       nimg = found.state.nimg;
       // Objective state first: the current phases (and so the optimiser slots to fill) depend on it.
       if (meta.objective && objective.setMeta) objective.setMeta(meta.objective);
-      objective.beginStep?.({ step, nimg, rng, replica: strategy.rank });
+      objective.beginStep?.({ step, nimg, rng, replica: strategy.rank, replicas: strategy.worldSize });
       await restore(objective, objective.phases(), found.state, meta.optimizerWeightNames);
       rng.setState(meta.rng);
       pipeline.setState(meta.pipeline);
@@ -331,7 +331,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       let applyMs = 0;
       timeline?.span('input', tInput, tCompute, { step });
       const x = tf.tensor4d(batch.data, batch.shape);
-      const ctx: StepContext = { step, nimg, rng, replica: strategy.rank };
+      const ctx: StepContext = { step, nimg, rng, replica: strategy.rank, replicas: strategy.worldSize };
       objective.beginStep?.(ctx);
       let stepFinite = true;
       try {
