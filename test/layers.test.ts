@@ -113,19 +113,46 @@ describe('PixelNorm', () => {
 });
 
 describe('MinibatchStdDev', () => {
-  it('appends the per-group std (groups take every M-th sample) as one map', () => {
-    // N = 4, groupSize 2 -> G = 2, M = 2: groups {0, 2} and {1, 3}.
-    const x = tf.tensor4d([1, 2, 0, 0, 3, 6, 0, 4], [4, 1, 1, 2]);
+  it('appends the per-group std (groups of consecutive samples) as one map', () => {
+    // N = 4, groupSize 2 -> G = 2, M = 2: groups {0, 1} and {2, 3}.
+    const x = tf.tensor4d([1, 2, 3, 6, 0, 0, 0, 4], [4, 1, 1, 2]);
     const y = minibatchStdDev(x, 2);
     expect(y.shape).toEqual([4, 1, 1, 3]);
     const s = (v: number) => Math.sqrt(v + 1e-8);
-    // group {0,2}: per-channel std |3-1|/2 = 1 and |6-2|/2 = 2 -> mean 1.5.
-    // group {1,3}: std 0 and |4-0|/2 = 2 -> mean (1e-4 + 2) / 2.
+    // group {0,1}: per-channel std |3-1|/2 = 1 and |6-2|/2 = 2 -> mean 1.5.
+    // group {2,3}: std 0 and |4-0|/2 = 2 -> mean (1e-4 + 2) / 2.
     const g0 = (s(1) + s(4)) / 2;
     const g1 = (s(0) + s(4)) / 2;
     const out = values(y);
-    expectClose([out[2] ?? 0, out[5] ?? 0, out[8] ?? 0, out[11] ?? 0], [g0, g1, g0, g1], 1e-6);
-    expectClose([out[0] ?? 0, out[1] ?? 0, out[6] ?? 0, out[7] ?? 0], [1, 2, 3, 6]);
+    expectClose([out[2] ?? 0, out[5] ?? 0, out[8] ?? 0, out[11] ?? 0], [g0, g0, g1, g1], 1e-6);
+    expectClose([out[0] ?? 0, out[1] ?? 0, out[3] ?? 0, out[4] ?? 0], [1, 2, 3, 6]);
+  });
+
+  it('gives a shard of consecutive whole groups the same maps as the whole batch (data-parallel parity)', () => {
+    const x = tf.randomNormal([12, 2, 2, 3], 0, 1, 'float32', 7) as tf.Tensor4D;
+    const whole = values(minibatchStdDev(x, 2));
+    const shards = [0, 1, 2].flatMap((r) => values(minibatchStdDev(tf.slice(x, r * 4, 4), 2)));
+    expect(shards).toEqual(whole);
+  });
+
+  it('is twice differentiable (the gradient penalty differentiates through it)', () => {
+    const x = tf.tensor4d([0.5, -1, 2, 0.25, 1.5, -0.5, 0, 1], [4, 1, 1, 2]);
+    const w = tf.tensor1d([0.3, -0.7]);
+    // Penalty-like loss of w: mean over samples of |d/dx sum(mbstd(x * w) . v)|^2.
+    const v = tf.tensor4d([1, 2, -1, 0.5, 3, -2, 1, 1, 0.5, -1, 2, 1], [4, 1, 1, 3]);
+    const loss = (wv: tf.Tensor) =>
+      tf.tidy(() => {
+        const gx = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(minibatchStdDev(tf.mul(t, wv) as tf.Tensor4D, 2), v)))(x);
+        return tf.mean(tf.sum(tf.square(gx), [1, 2, 3])) as tf.Scalar;
+      });
+    const analytic = values(tf.grad(loss)(w));
+    const h = 1e-2;
+    const numeric = [0, 1].map((i) => {
+      const d = tf.oneHot(i, 2).mul(h);
+      return ((loss(w.add(d)).dataSync()[0] as number) - (loss(w.sub(d)).dataSync()[0] as number)) / (2 * h);
+    });
+    expectClose(analytic, numeric, 2e-2);
+    expect(analytic.some((g) => Math.abs(g) > 1e-3)).toBe(true);
   });
 
   it('averages over H, W, C and tiles the value over the spatial map', () => {
@@ -142,12 +169,12 @@ describe('MinibatchStdDev', () => {
     expect(minibatchGroupSize(2, 4)).toBe(2);
     expect(minibatchGroupSize(6, 4)).toBe(3);
     expect(minibatchGroupSize(5, 4)).toBe(1);
-    // N = 6, G = 3, M = 2: samples 0, 2, 4 form group 0 (values 0, 3, 6 -> population std sqrt(6)).
-    const x = tf.tensor4d([0, 1, 3, 1, 6, 1], [6, 1, 1, 1]);
+    // N = 6, G = 3, M = 2: samples 0, 1, 2 form group 0 (values 0, 3, 6 -> population std sqrt(6)).
+    const x = tf.tensor4d([0, 3, 6, 1, 1, 1], [6, 1, 1, 1]);
     const out = values(tf.slice(minibatchStdDev(x, 4), [0, 0, 0, 1], [6, 1, 1, 1]));
     const g0 = Math.sqrt(6 + 1e-8);
     const g1 = Math.sqrt(1e-8);
-    expectClose(out, [g0, g1, g0, g1, g0, g1], 1e-6);
+    expectClose(out, [g0, g0, g0, g1, g1, g1], 1e-6);
     // Prime N above the group size: groups of one, a constant sqrt(1e-8) map.
     const single = values(tf.slice(minibatchStdDev(tf.randomNormal([5, 2, 2, 3]), 4), [0, 0, 0, 3], [5, 2, 2, 1]));
     expectClose(single, new Array<number>(20).fill(1e-4), 1e-3);

@@ -90,6 +90,7 @@ export function trainBuilder<T>(y: Argv<T>) {
     .option('fmap-base', { type: 'number', describe: 'progan: channel table base, nf = min(base / 2^stage, max)' })
     .option('fmap-max', { type: 'number', describe: 'progan: channel table maximum' })
     .option('z-dim', { type: 'number', describe: 'progan: noise size' })
+    .option('mbstd-group-size', { type: 'number', describe: 'progan: minibatch-stddev group size of both discriminators (0 disables)' })
     .option('log-level', { type: 'string', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error'], describe: 'log level' });
 }
 
@@ -127,7 +128,7 @@ export function toTrainRequest(a: Parsed): TrainRequest {
     for (const n of names) if (a[n] !== undefined && model !== m) throw new UsageError(`--${n} applies to \`proggan train ${m}\`, not ${model}`);
   };
   onlyFor('wae', ['lr', 'mmd-kernel', 'mmd-weight', 'batch-norm']);
-  onlyFor('progan', ['encoder', 'start-resolution', 'fade-kimg', 'stable-kimg', 'lr-g', 'lr-d', 'global-weight', 'fmap-base', 'fmap-max', 'z-dim']);
+  onlyFor('progan', ['encoder', 'start-resolution', 'fade-kimg', 'stable-kimg', 'lr-g', 'lr-d', 'global-weight', 'fmap-base', 'fmap-max', 'z-dim', 'mbstd-group-size']);
   const flags: PartialConfig<WaeTrainConfig> | PartialConfig<ProGanTrainConfig> =
     model === 'wae'
       ? {
@@ -146,6 +147,7 @@ export function toTrainRequest(a: Parsed): TrainRequest {
             zDim: num(a['z-dim'], 'z-dim'),
             fmapBase: num(a['fmap-base'], 'fmap-base'),
             fmapMax: num(a['fmap-max'], 'fmap-max'),
+            mbstdGroupSize: num(a['mbstd-group-size'], 'mbstd-group-size'),
           }),
           encoder: defined({ runDir: a.encoder }),
           loss: defined({ globalWeight: num(a['global-weight'], 'global-weight') }),

@@ -2,17 +2,25 @@
  * Minibatch standard deviation (Karras et al., ICLR 2018, section 3): one extra feature map that
  * tells the discriminator how varied the samples of a small group are.
  *
- * The batch of N samples is split into M = N / G groups of G samples with the same layout as the
- * ProGAN reference (a reshape to [G, M, ...]): sample n belongs to group n mod M, i.e. a group takes
- * every M-th sample. Per group: the population standard deviation over its G samples of every
- * feature, sqrt(mean_g((x - mean_g x)^2) + 1e-8), averaged over H, W and C into one number, which
- * is appended as a constant (H, W) map to each sample of that group.
+ * The batch of N samples is split into M = N / G groups of G consecutive samples (a reshape to
+ * [M, G, ...]): sample n belongs to group floor(n / G). Per group: the population standard
+ * deviation over its G samples of every feature, sqrt(mean_g((x - mean_g x)^2) + 1e-8), averaged
+ * over H, W and C into one number, which is appended as a constant (H, W) map to each sample of that
+ * group.
+ *
+ * The ProGAN reference reshapes to [G, M, ...] instead, so a group takes every M-th sample. That
+ * layout depends on N: the groups of a replica's shard of a global batch are not groups of the
+ * global batch. With consecutive groups, N replicas whose local batch is divisible by G form exactly
+ * the groups one process forms on the global batch (data-parallel parity). Statistically the two
+ * layouts are the same, since batches are shuffled.
  *
  * Group size: G = min(groupSize, N). When N is not divisible by that, G becomes the largest divisor
  * of N not above it (N = 6, groupSize 4 -> G = 3; a prime N above groupSize -> G = 1, where the
  * statistic degenerates to sqrt(1e-8) = 1e-4 for every sample). The reference fails in that case;
  * a smaller group is preferred here so that a ragged last batch or an odd per-replica shard still
- * runs. Use {@link minibatchGroupSize} to see which G a batch gets.
+ * runs (though then its groups are no longer those of the global batch: data-parallel parity needs
+ * a group size that divides the per-replica batch). Use {@link minibatchGroupSize} to see which G a
+ * batch gets.
  */
 import * as tf from '@tensorflow/tfjs';
 import { type BaseLayerArgs, LAYER_PACKAGE, type LayerKwargs, singleInput, singleShape } from './common.js';
@@ -39,12 +47,13 @@ export function minibatchStdDev(
   const g = minibatchGroupSize(n, groupSize);
   const m = n / g;
   return tf.tidy(() => {
-    const grouped = tf.reshape(x, [g, m, h, w, c]); // sample n = gi * M + mi
-    const centred = tf.sub(grouped, tf.mean(grouped, 0, true));
-    const variance = tf.mean(tf.square(centred), 0); // [M, H, W, C]
+    const grouped = tf.reshape(x, [m, g, h, w, c]); // sample n = mi * G + gi
+    const centred = tf.sub(grouped, tf.mean(grouped, 1, true));
+    const variance = tf.mean(tf.square(centred), 1); // [M, H, W, C]
     const std = tf.sqrt(tf.add(variance, epsilon));
-    const perGroup = tf.reshape(tf.mean(std, [1, 2, 3]), [m, 1, 1, 1]); // [M, 1, 1, 1]
-    const map = tf.tile(perGroup, [g, h, w, 1]); // [N, H, W, 1], row gi * M + mi = group mi
+    const perGroup = tf.reshape(tf.mean(std, [1, 2, 3]), [m, 1]); // [M, 1]
+    // (A rank-2 tile: tfjs differentiates tile only up to rank 4.)
+    const map = tf.reshape(tf.tile(perGroup, [1, g * h * w]), [n, h, w, 1]); // [N, H, W, 1], row mi * G + gi = group mi
     return tf.concat([x, map], 3) as tf.Tensor4D; // [N, H, W, C + 1]
   });
 }

@@ -14,7 +14,9 @@
  * 6. after the step, the generator's EMA is updated (it draws the sample grids).
  *
  * Every random draw (noise, penalty mixing weights) takes its seed from the step context's RNG,
- * which is checkpointed, so a resumed run draws the same numbers as an uninterrupted one.
+ * which is checkpointed, so a resumed run draws the same numbers as an uninterrupted one. Draws
+ * cover the whole global batch and each replica keeps its own rows, so N processes train exactly
+ * what one process with the global batch would (up to the order of float additions).
  */
 import * as tf from '@tensorflow/tfjs';
 import { slicedWassersteinDistance } from '../../metrics/swd.js';
@@ -35,111 +37,8 @@ import type { Objective, Phase, PhaseResult, StepContext } from '../objective.js
 import { writeRowsGrid } from '../samples.js';
 import { schedule, validateScheduleConfig, type ScheduleConfig, type ScheduleState } from '../schedule.js';
 
-// ---------------------------------------------------------------------------------------------
-// Adam with an exactly resumable bias correction
-
-/** A named tensor as optimisers save and load their slots. */
-type NamedTensor = Awaited<ReturnType<tf.Optimizer['getWeights']>>[number];
-
-/**
- * Adam (Kingma & Ba) with the same update as `tf.train.adam`, except that the bias corrections
- * 1 - beta^t are computed from the step count t in double precision. tfjs's Adam keeps beta^t as a
- * float32 running product and rebuilds it with `pow` on `setWeights`, which differs in the last bits,
- * so a resumed run would drift from an uninterrupted one; this one continues bit for bit.
- *
- * Slots are positional (slot i belongs to the i-th gradient of `applyGradients`), as in tfjs, and
- * are saved as [iterations, m_0..m_k, v_0..v_k] named `<variable>/m` and `<variable>/v`.
- */
-export class ResumableAdam extends tf.Optimizer {
-  /** Registered class name. */
-  static readonly className = 'ProgganAdam';
-  private m: Array<{ name: string; variable: tf.Variable }> = [];
-  private v: Array<{ name: string; variable: tf.Variable }> = [];
-  private iterTensor: tf.Tensor | null = null;
-
-  /** Learning rate, beta1, beta2 and epsilon as in `tf.train.adam`. */
-  constructor(
-    readonly learningRate: number,
-    readonly beta1: number,
-    readonly beta2: number,
-    readonly epsilon: number,
-  ) {
-    super();
-  }
-
-  override applyGradients(variableGradients: tf.NamedTensorMap | NamedTensor[]): void {
-    const list = Array.isArray(variableGradients)
-      ? variableGradients
-      : Object.entries(variableGradients).map(([name, tensor]) => ({ name, tensor }));
-    const t = this.iterations + 1;
-    const c1 = 1 - this.beta1 ** t;
-    const c2 = 1 - this.beta2 ** t;
-    const registered = tf.engine().registeredVariables;
-    tf.tidy(() => {
-      list.forEach(({ name, tensor: g }, i) => {
-        const value = registered[name];
-        if (value === undefined) throw new Error(`ResumableAdam: no variable named ${name}`);
-        const m = this.slot(this.m, i, `${name}/m`, value);
-        const v = this.slot(this.v, i, `${name}/v`, value);
-        const mNew = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));
-        const vNew = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
-        m.assign(mNew);
-        v.assign(vNew);
-        const step = tf.div(tf.div(mNew, c1), tf.add(tf.sqrt(tf.div(vNew, c2)), this.epsilon));
-        value.assign(tf.add(value, tf.mul(step, -this.learningRate)));
-      });
-    });
-    this.incrementIterations();
-  }
-
-  /**
-   * [iterations, m..., v...]. The slots are the live variables and the iterations scalar is kept by
-   * the optimizer until the next call or `dispose()`, so a caller that only reads them leaks nothing.
-   */
-  override async getWeights(): Promise<NamedTensor[]> {
-    const slots = [...this.m, ...this.v].map((s) => ({ name: s.name, tensor: s.variable as tf.Tensor }));
-    this.iterTensor?.dispose();
-    const iter = await this.saveIterations();
-    this.iterTensor = iter.tensor;
-    return [iter, ...slots];
-  }
-
-  override async setWeights(weightValues: NamedTensor[]): Promise<void> {
-    const rest = await this.extractIterations(weightValues);
-    if (rest.length % 2 !== 0) throw new Error(`ResumableAdam.setWeights: expected pairs of m and v slots, got ${rest.length} tensors`);
-    this.disposeSlots();
-    const k = rest.length / 2;
-    const toSlot = (w: NamedTensor) => ({ name: w.name, variable: tf.variable(w.tensor, false) });
-    this.m = rest.slice(0, k).map(toSlot);
-    this.v = rest.slice(k).map(toSlot);
-  }
-
-  override dispose(): void {
-    this.disposeSlots();
-    this.iterTensor?.dispose();
-    this.iterTensor = null;
-    super.dispose();
-  }
-
-  override getConfig(): tf.serialization.ConfigDict {
-    return { learningRate: this.learningRate, beta1: this.beta1, beta2: this.beta2, epsilon: this.epsilon };
-  }
-
-  private slot(slots: Array<{ name: string; variable: tf.Variable }>, i: number, name: string, like: tf.Variable): tf.Variable {
-    let s = slots[i];
-    if (s === undefined) {
-      s = { name, variable: tf.variable(tf.zerosLike(like), false) };
-      slots[i] = s;
-    }
-    return s.variable;
-  }
-
-  private disposeSlots(): void {
-    for (const s of [...this.m, ...this.v]) s.variable.dispose();
-    this.m = [];
-    this.v = [];
-  }
-}
+import { ResumableAdam } from '../resumable-adam.js';
+export { ResumableAdam };
 
 // ---------------------------------------------------------------------------------------------
 // Corner plumbing
@@ -485,9 +384,9 @@ export class ProGanObjective implements Objective {
   }
 
   private discriminatorGradients(phase: Phase, inputs: StepInputs, ctx: StepContext): PhaseResult {
-    const noiseSeed = hashSeed(ctx.rng.seed(), ctx.replica) >>> 1;
-    const epsGlobalSeed = hashSeed(ctx.rng.seed(), ctx.replica) >>> 1;
-    const epsLocalSeed = hashSeed(ctx.rng.seed(), ctx.replica) >>> 1;
+    const noiseSeed = hashSeed(ctx.rng.seed()) >>> 1;
+    const epsGlobalSeed = hashSeed(ctx.rng.seed()) >>> 1;
+    const epsLocalSeed = hashSeed(ctx.rng.seed()) >>> 1;
     const { resolution: r, alpha } = this.current;
     const loss = this.args.loss;
     const w = this.weights();
@@ -495,11 +394,11 @@ export class ProGanObjective implements Objective {
       const n = inputs.reals.shape[0];
       const { tl, tr, bl, br } = imageCorners(inputs.reals);
       // Fakes are constants here: generated outside the gradient tape.
-      const noise = tf.randomNormal([n, this.args.model.zDim], 0, 1, 'float32', noiseSeed) as tf.Tensor2D;
+      const noise = replicaRows((rows) => tf.randomNormal([rows, this.args.model.zDim], 0, 1, 'float32', noiseSeed), n, ctx) as tf.Tensor2D;
       const fake = this.generator.apply({ noise, conditions: inputs.conditions }, { resolution: r, alpha }); // [N, R', R', C]
       const fakeFull = assembleCorners(tl, tr, bl, fake); // [N, 2R', 2R', C]
-      const epsGlobal = tf.randomUniform([n], 0, 1, 'float32', epsGlobalSeed);
-      const epsLocal = tf.randomUniform([n], 0, 1, 'float32', epsLocalSeed);
+      const epsGlobal = replicaRows((rows) => tf.randomUniform([rows], 0, 1, 'float32', epsGlobalSeed), n, ctx);
+      const epsLocal = replicaRows((rows) => tf.randomUniform([rows], 0, 1, 'float32', epsLocalSeed), n, ctx);
       const parts: Record<string, tf.Scalar> = {};
       const { value, grads } = tf.variableGrads(() => {
         const common = { lambda: loss.gpWeight, drift: loss.drift };
@@ -519,13 +418,13 @@ export class ProGanObjective implements Objective {
   }
 
   private generatorGradients(phase: Phase, inputs: StepInputs, ctx: StepContext): PhaseResult {
-    const noiseSeed = hashSeed(ctx.rng.seed(), ctx.replica) >>> 1;
+    const noiseSeed = hashSeed(ctx.rng.seed()) >>> 1;
     const { resolution: r, alpha } = this.current;
     const w = this.weights();
     return tf.tidy(() => {
       const n = inputs.reals.shape[0];
       const { tl, tr, bl } = imageCorners(inputs.reals);
-      const noise = tf.randomNormal([n, this.args.model.zDim], 0, 1, 'float32', noiseSeed) as tf.Tensor2D;
+      const noise = replicaRows((rows) => tf.randomNormal([rows, this.args.model.zDim], 0, 1, 'float32', noiseSeed), n, ctx) as tf.Tensor2D;
       const parts: Record<string, tf.Scalar> = {};
       const { value, grads } = tf.variableGrads(() => {
         const fake = this.generator.apply({ noise, conditions: inputs.conditions }, { resolution: r, alpha }); // [N, R', R', C]
@@ -558,6 +457,16 @@ export class ProGanObjective implements Objective {
     const noise = [1, 2].map((k) => tf.randomNormal([imgs.length, this.args.model.zDim], 0, 1, 'float32', hashSeed('progan/samples', this.args.seed, k) >>> 1) as tf.Tensor2D);
     return { reals, conditions, noise };
   }
+}
+
+/**
+ * This replica's rows [replica * n, (replica + 1) * n) of a draw for the whole global batch
+ * (`draw(n * replicas)`, seeded identically on every replica), so that N replicas of batch n use
+ * exactly the noise one process of batch N * n would (the pipeline shards the images the same way).
+ */
+export function replicaRows(draw: (rows: number) => tf.Tensor, n: number, ctx: Pick<StepContext, 'replica' | 'replicas'>): tf.Tensor {
+  if (ctx.replicas === 1) return draw(n);
+  return tf.tidy(() => tf.slice(draw(n * ctx.replicas), ctx.replica * n, n));
 }
 
 /** Gradients in the order of `phase.vars`; a missing one means the variable is not on the loss's path. */
