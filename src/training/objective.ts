@@ -26,8 +26,9 @@ export interface StepContext {
   /** Seeded source of noise seeds; part of the checkpoint, so a resumed run draws the same noise. */
   rng: Rng;
   /**
-   * This replica's rank (0 in a single process). The rng stream is the same on every replica; mix
-   * this into noise seeds so replicas draw different noise, as one process with the global batch would.
+   * This replica's rank (0 in a single process). The rng stream is the same on every replica: draw
+   * the noise of the whole global batch and keep this replica's rows (see `replicas`), so that
+   * replicas draw different noise, exactly as one process with the global batch would.
    */
   replica: number;
   /**
@@ -60,6 +61,12 @@ export interface Objective {
   beginStep?(ctx: StepContext): void;
   /** Every variable that defines the model's state (weights and e.g. batch-norm statistics), by stable name. */
   stateVariables(): Array<[string, tf.Variable]>;
+  /**
+   * State each replica updates from its own shard rather than through the averaged gradients
+   * (batch-norm moving statistics): averaged over the replicas before every checkpoint. Default none;
+   * everything else is identical on every replica by construction and is left untouched.
+   */
+  replicaLocalVariables?(): tf.Variable[];
   /** Compute one phase's loss and gradients for a batch [N, H, W, C]. Synchronous tensor code only. */
   computeGradients(phase: Phase, batch: tf.Tensor4D, ctx: StepContext): PhaseResult;
   /** Called after each applied step (e.g. EMA updates); synchronous. */

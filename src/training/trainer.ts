@@ -158,12 +158,62 @@ async function reduceGradients(strategy: Strategy, grads: tf.Tensor[]): Promise<
   return out;
 }
 
+/** Send rank 0's JSON value to every rank (one byte per float: exact, and lengths may differ). */
+async function shareFromChief<T>(strategy: Strategy, value: T | null): Promise<T> {
+  if (strategy.worldSize === 1) return value as T;
+  const mine = strategy.rank === 0 ? Float32Array.from(Buffer.from(JSON.stringify(value), 'utf8')) : new Float32Array(0);
+  const all = await strategy.allGather(mine);
+  const bytes = all[0] ?? new Float32Array(0);
+  return JSON.parse(Buffer.from(Uint8Array.from(bytes)).toString('utf8')) as T;
+}
+
+/** Name, shape and dtype of one optimiser slot, as rank 0 holds it. */
+interface SlotSpec {
+  name: string;
+  shape: number[];
+  dtype: 'float32' | 'int32';
+}
+
+/**
+ * Make every rank hold rank 0's model state and the slots of the current phases' optimisers (Adam
+ * moments and iteration counts): after a fresh build this removes any difference in initialisation,
+ * after a resume it hands rank 0's checkpoint to ranks that may not see the same disk.
+ */
 async function broadcastState(strategy: Strategy, objective: Objective): Promise<void> {
   if (strategy.worldSize === 1) return;
   const vars = objective.stateVariables().map(([, v]) => v);
-  const buffers = await Promise.all(vars.map(async (v) => new Float32Array((await v.data()) as Float32Array)));
-  await strategy.broadcast(buffers, 0);
-  vars.forEach((v, i) => tf.tidy(() => v.assign(tf.tensor(buffers[i] as Float32Array, v.shape, 'float32'))));
+  const phases = objective.phases();
+  const slots: NamedTensor[][] = [];
+  for (const phase of phases) slots.push(await phase.optimizer.getWeights());
+  try {
+    const mine: SlotSpec[][] = slots.map((ws) => ws.map((w) => ({ name: w.name, shape: w.tensor.shape.slice(), dtype: w.tensor.dtype === 'int32' ? 'int32' : 'float32' })));
+    const specs = await shareFromChief(strategy, strategy.rank === 0 ? mine : null);
+    if (specs.length !== phases.length) throw new Error(`rank 0 has ${specs.length} training phases, rank ${strategy.rank} has ${phases.length}: the ranks run different configs`);
+    const buffers = await Promise.all(vars.map(async (v) => new Float32Array((await v.data()) as Float32Array)));
+    const slotBuffers = specs.map((ss, p) =>
+      ss.map((spec, i) => {
+        const own = slots[p]?.[i];
+        const n = spec.shape.reduce((a, b) => a * b, 1);
+        // Rank 0 sends its values; the others receive into buffers of rank 0's shapes.
+        return strategy.rank === 0 && own ? Float32Array.from(own.tensor.dataSync() as Float32Array | Int32Array) : new Float32Array(n);
+      }),
+    );
+    await strategy.broadcast([...buffers, ...slotBuffers.flat()], 0);
+    if (strategy.rank === 0) return;
+    vars.forEach((v, i) => tf.tidy(() => v.assign(tf.tensor(buffers[i] as Float32Array, v.shape, 'float32'))));
+    for (const [p, phase] of phases.entries()) {
+      const ss = specs[p] ?? [];
+      const named: NamedTensor[] = ss.map((spec, i) => {
+        const data = slotBuffers[p]?.[i] as Float32Array;
+        return { name: spec.name, tensor: spec.dtype === 'int32' ? tf.tensor(Int32Array.from(data), spec.shape, 'int32') : tf.tensor(data, spec.shape, 'float32') };
+      });
+      if (named.length > 0) await phase.optimizer.setWeights(named);
+      tf.dispose(named.map((n) => n.tensor));
+    }
+  } finally {
+    // getWeights() makes a fresh tensor for the iteration count on every call; the slots are variables it keeps.
+    for (const ws of slots) for (const w of ws) if (!(w.tensor instanceof tf.Variable)) w.tensor.dispose();
+  }
 }
 
 /** Combine one tick's statistics over the replicas (sums and counts added; min/max stay local). */
@@ -180,14 +230,14 @@ async function reduceTick(strategy: Strategy, stats: Stats): Promise<TickRecord>
 }
 
 /**
- * Average the state no optimiser trains (batch-norm moving statistics) over the replicas, in place:
- * each replica updates it from its own shard, so it drifts apart. TF's MirroredStrategy does the same
- * for these variables (synchronization ON_READ, aggregation MEAN) whenever they are read for saving.
+ * Average the state each replica updates from its own shard (batch-norm moving statistics) over the
+ * replicas, in place, as TF's MirroredStrategy does for such variables (synchronization ON_READ,
+ * aggregation MEAN) when they are read for saving. Only the objective's replica-local variables:
+ * averaging state that is already identical would still move it by rounding ((a + a + a) / 3 != a).
  */
 async function syncLocalState(strategy: Strategy, objective: Objective): Promise<void> {
   if (strategy.worldSize === 1) return;
-  const trained = new Set<tf.Variable>(objective.phases().flatMap((p) => p.vars));
-  const local = objective.stateVariables().map(([, v]) => v).filter((v) => !trained.has(v));
+  const local = objective.replicaLocalVariables?.() ?? [];
   if (local.length === 0) return;
   const buffers = await Promise.all(local.map(async (v) => new Float32Array((await v.data()) as Float32Array)));
   await strategy.allReduceMean(buffers);
@@ -221,24 +271,26 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let skippedSteps = 0;
   let resumedFrom = 0;
 
-  // Resume: weights, optimiser slots, counters, RNG and data position.
+  // Resume: weights, optimiser slots, counters, RNG and data position. Rank 0 reads the checkpoint
+  // and hands it to the others (broadcastState below), so only rank 0 needs to see the run directory.
   if (opts.resume) {
-    const found = await loadLatestCheckpoint(runDir, { logger: log });
-    if (found) {
-      const meta = found.state.meta as unknown as TrainerMeta;
-      if (meta.model !== objective.name) throw new Error(`${found.dir} holds a ${meta.model} checkpoint, not ${objective.name}`);
-      step = found.state.step;
-      nimg = found.state.nimg;
+    const found = isChief ? await loadLatestCheckpoint(runDir, { logger: log }) : null;
+    const shared = await shareFromChief(strategy, found ? { dir: found.dir, step: found.state.step, nimg: found.state.nimg, meta: found.state.meta } : null);
+    if (shared) {
+      const meta = shared.meta as unknown as TrainerMeta;
+      if (meta.model !== objective.name) throw new Error(`${shared.dir} holds a ${meta.model} checkpoint, not ${objective.name}`);
+      step = shared.step;
+      nimg = shared.nimg;
       // Objective state first: the current phases (and so the optimiser slots to fill) depend on it.
       if (meta.objective && objective.setMeta) objective.setMeta(meta.objective);
       objective.beginStep?.({ step, nimg, rng, replica: strategy.rank, replicas: strategy.worldSize });
-      await restore(objective, objective.phases(), found.state, meta.optimizerWeightNames);
+      if (found) await restore(objective, objective.phases(), found.state, meta.optimizerWeightNames);
       rng.setState(meta.rng);
       pipeline.setState(meta.pipeline);
       skippedSteps = meta.skippedSteps;
       resumedFrom = step;
       if (isChief) truncateStats(runDir, step);
-      log.info({ checkpoint: found.dir, step, nimg }, `resumed from ${found.dir} at step ${step}`);
+      log.info({ checkpoint: shared.dir, step, nimg }, `resumed from ${shared.dir} at step ${step}`);
     } else {
       log.info({ runDir }, 'no checkpoint to resume from: starting at step 0');
     }
@@ -307,6 +359,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let stoppedBy: TrainResult['stoppedBy'] = 'steps';
 
   try {
+    // A fresh run measures the untrained model once, so its metric curve starts from initialisation.
+    if (step === 0 && loop.evalEvery > 0 && target > 0) await evaluate();
     while (step < target) {
       // Let the event loop run once per step: with a prefetched batch every await below resolves as a
       // microtask, and signal handlers and background I/O would otherwise wait for the next file write.

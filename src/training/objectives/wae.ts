@@ -2,6 +2,7 @@
  * The WAE-MMD objective: one phase (`AE`) minimising reconstruction MSE + lambda * MMD(q(z), N(0, I)).
  */
 import * as tf from '@tensorflow/tfjs';
+import { ResumableAdam } from '../resumable-adam.js';
 import type { ImageDataset } from '../../data/images.js';
 import { mmd, type MmdKernel } from '../../losses/mmd.js';
 import { buildWae, defaultWaeArgs, type WaeArgs } from '../../models/wae.js';
@@ -44,7 +45,7 @@ export class WaeObjective implements Objective {
     this.phase = {
       name: 'AE',
       vars: [...trainableVariables(this.encoder), ...trainableVariables(this.decoder)],
-      optimizer: tf.train.adam(args.optim.lr, args.optim.beta1, args.optim.beta2, args.optim.epsilon),
+      optimizer: new ResumableAdam(args.optim.lr, args.optim.beta1, args.optim.beta2, args.optim.epsilon),
     };
     const n = args.sampleImages?.length ?? 0;
     this.fixedPrior = tf.randomNormal([Math.max(n, 1), args.model.latentSize], 0, 1, 'float32', args.seed);
@@ -54,19 +55,29 @@ export class WaeObjective implements Objective {
     return [this.phase];
   }
 
+  /** The batch-norm moving statistics: every state variable the optimiser does not train. */
+  replicaLocalVariables(): tf.Variable[] {
+    const trained = new Set<tf.Variable>(this.phase.vars);
+    return this.stateVariables().map(([, v]) => v).filter((v) => !trained.has(v));
+  }
+
   stateVariables(): Array<[string, tf.Variable]> {
     return [...modelVariables('encoder', this.encoder), ...modelVariables('decoder', this.decoder)];
   }
 
   computeGradients(phase: Phase, batch: tf.Tensor4D, ctx: StepContext): PhaseResult {
-    const noiseSeed = hashSeed(ctx.rng.seed(), ctx.replica) >>> 1;
+    const noiseSeed = hashSeed(ctx.rng.seed()) >>> 1;
     return tf.tidy(() => {
       const parts: { rec?: tf.Scalar; mmd?: tf.Scalar } = {};
       const { value, grads } = tf.variableGrads(() => {
         const z = this.encoder.apply(batch, { training: true }) as tf.Tensor2D; // [N, latent]
         const xr = this.decoder.apply(z, { training: true }) as tf.Tensor4D; // [N, R, R, C]
         const r = tf.losses.meanSquaredError(batch, xr) as tf.Scalar;
-        const pz = tf.randomNormal(z.shape, 0, 1, 'float32', noiseSeed) as tf.Tensor2D; // [N, latent]
+        // Draw the prior for the whole global batch and keep this replica's rows, as the pipeline
+        // shards the images: N replicas see the samples one process of the global batch would.
+        const [n, latent] = z.shape;
+        const all = tf.randomNormal([n * ctx.replicas, latent], 0, 1, 'float32', noiseSeed);
+        const pz = (ctx.replicas === 1 ? all : tf.slice(all, ctx.replica * n, n)) as tf.Tensor2D; // [N, latent]
         const m = mmd(z, pz, { kernel: this.args.kernel });
         // variableGrads disposes the forward pass's intermediates; keep the parts we report.
         parts.rec = tf.keep(r);
