@@ -28,9 +28,9 @@ describe('parseTrainArgs', () => {
     expect(r.flags.loss).toEqual({ kernel: 'rbf' });
   });
 
-  it('defaults to the wae model and leaves unset flags out', () => {
+  it('defaults to the conditional ProGAN and leaves unset flags out', () => {
     const r = parseTrainArgs([]);
-    expect(r.model).toBe('wae');
+    expect(r.model).toBe('progan');
     expect(r.flags.loop).toEqual({});
     expect(r.dryRun).toBe(false);
   });
@@ -66,16 +66,16 @@ describe('config precedence', () => {
     const dir = mkdtempSync(join(tmpdir(), 'proggan-cfg-'));
     const file = join(dir, 'c.json');
     writeFileSync(file, JSON.stringify({ loop: { steps: 77, batchSize: 4 }, optim: { lr: 0.01 } }));
-    const req = parseTrainArgs(['--preset', 'tiny', '--config', file, '--steps', '5']);
+    const req = parseTrainArgs(['wae', '--preset', 'tiny', '--config', file, '--steps', '5']);
     const c = wae(resolveTrainConfig(req, join(dir, 'run')));
     expect(c.wae.cornerResolution).toBe(16); // preset
     expect(c.loop.batchSize).toBe(4); // file over preset
     expect(c.optim.lr).toBe(0.01); // file
     expect(c.loop.steps).toBe(5); // flag over file
     expect(c.loss.lambda).toBe(100); // default
-    expect(() => resolveTrainConfig(parseTrainArgs(['--resolution', '24']), dir)).toThrow(/--resolution/);
-    expect(() => resolveTrainConfig(parseTrainArgs(['--preset', 'huge']), dir)).toThrow(/--preset/);
-    expect(() => resolveTrainConfig(parseTrainArgs(['--batch-size', '1']), dir)).toThrow(UsageError);
+    expect(() => resolveTrainConfig(parseTrainArgs(['wae', '--resolution', '24']), dir)).toThrow(/--resolution/);
+    expect(() => resolveTrainConfig(parseTrainArgs(['wae', '--preset', 'huge']), dir)).toThrow(/--preset/);
+    expect(() => resolveTrainConfig(parseTrainArgs(['wae', '--batch-size', '1']), dir)).toThrow(UsageError);
     writeFileSync(file, '{ not json');
     expect(() => resolveTrainConfig(parseTrainArgs(['--config', file]), dir)).toThrow(new RegExp(`--config ${file}: not valid JSON`));
   });
@@ -84,6 +84,8 @@ describe('config precedence', () => {
     const dir = mkdtempSync(join(tmpdir(), 'proggan-cfg-'));
     expect(() => resolveTrainConfig(parseTrainArgs(['--run-dir', dir, '--resume']), dir)).toThrow(/no config.json/);
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ model: 'wae', wae: { cornerResolution: 32, latentSize: 8 }, loop: { steps: 10 } }));
+    // Without a model name, --resume continues the model the run directory holds.
+    expect(parseTrainArgs(['--run-dir', dir, '--resume']).model).toBe('wae');
     const c = wae(resolveTrainConfig(parseTrainArgs(['--run-dir', dir, '--resume', '--steps', '30']), dir));
     expect(c.wae.cornerResolution).toBe(32);
     expect(c.wae.latentSize).toBe(8);

@@ -2,6 +2,8 @@
  * `proggan train [model]`: flags -> a typed request; the handler imports the heavy code lazily so that
  * `--help` and parsing never load tfjs.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -50,7 +52,7 @@ export interface TrainRequest {
 /** Add the train flags to a yargs instance. */
 export function trainBuilder<T>(y: Argv<T>) {
   return y
-    .positional('model', { describe: 'model to train', choices: TRAIN_MODELS, default: 'wae' as TrainModel })
+    .positional('model', { describe: 'model to train (default: progan, or the model of the run that --resume continues)', choices: TRAIN_MODELS })
     .option('data', { type: 'string', describe: 'folder of training images (default: embedded procedural satellite-like tiles)' })
     .option('preset', { type: 'string', describe: 'named configuration: tiny (seconds), small, medium, paper' })
     .option('config', { type: 'string', describe: 'JSON config file (overrides the preset; flags override it)' })
@@ -100,6 +102,18 @@ function defined<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
+/**
+ * The model `proggan train` trains when none is named: the conditional ProGAN, or, when resuming, the
+ * model recorded in the run directory's config.json.
+ */
+function modelOfRun(runDir: string | undefined): TrainModel {
+  if (runDir === undefined) return 'progan';
+  const path = join(runDir, 'config.json');
+  if (!existsSync(path)) return 'progan'; // runTrain reports the missing config.json
+  const saved = (JSON.parse(readFileSync(path, 'utf8')) as { model?: unknown }).model;
+  return (TRAIN_MODELS as readonly unknown[]).includes(saved) ? (saved as TrainModel) : 'progan';
+}
+
 /** Turn parsed flags into a {@link TrainRequest}, checking the combinations yargs cannot. */
 export function toTrainRequest(a: Parsed): TrainRequest {
   const num = (v: number | undefined, flag: string): number | undefined => {
@@ -123,7 +137,7 @@ export function toTrainRequest(a: Parsed): TrainRequest {
     tickEvery: num(a['tick-every'], 'tick-every'),
     evalEvery: num(a['eval-every'], 'eval-every'),
   });
-  const model = a.model as TrainModel;
+  const model = (a.model as TrainModel | undefined) ?? modelOfRun(a.resume ? a['run-dir'] : undefined);
   const onlyFor = (m: TrainModel, names: string[]) => {
     for (const n of names) if (a[n] !== undefined && model !== m) throw new UsageError(`--${n} applies to \`proggan train ${m}\`, not ${model}`);
   };
@@ -201,7 +215,7 @@ export function parseTrainArgs(argv: string[]): TrainRequest {
 /** The yargs command module for `proggan train`. */
 export const trainCommand: CommandModule<object, Parsed> = {
   command: 'train [model]',
-  describe: 'train a model (wae) on an image folder or the embedded synthetic tiles',
+  describe: 'train a model (progan by default, or wae) on an image folder or the embedded synthetic tiles',
   builder: (y) => trainBuilder(y) as unknown as Argv<Parsed>,
   handler: async (argv) => {
     const req = toTrainRequest(argv);

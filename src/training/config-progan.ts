@@ -154,8 +154,8 @@ export function defaultProGanTrainConfig(): ProGanTrainConfig {
 
 /**
  * Named presets, smallest first. `tiny` runs in seconds on the pure-JS backend (corners 4 -> 8, about
- * 20 s with its encoder); `small` gives a first visible result on a CPU (corners 4 -> 16, tens of
- * minutes on the pure-JS backend); `paper` is the
+ * 20 s with its encoder); `small` gives a first visible result on a CPU (corners 4 -> 16, minutes on the
+ * native backend); `paper` is the
  * reference (256x256 images); `cern` is `paper` with the CERN code's schedule and learning rates.
  */
 export const PROGAN_PRESETS: Record<string, PartialConfig<ProGanTrainConfig>> = {
@@ -170,13 +170,13 @@ export const PROGAN_PRESETS: Record<string, PartialConfig<ProGanTrainConfig>> = 
   },
   small: {
     data: { syntheticCount: 2048 },
-    // Corners up to 16 (32x32 images): on the pure-JS cpu backend a step at corner 32 costs ~4-8 s.
+    // Corners up to 16 (32x32 images): what the README's first command trains, minutes on the native backend.
     progan: { maxCornerResolution: 16, zDim: 32, latentDim: 64, fmapBase: 64, fmapMax: 16 },
     encoder: { preset: 'small', steps: 500 },
-    // 100 steps per phase at batch 8: corner 16 is stable from step 500.
-    schedule: { fadeKimg: 0.8, stableKimg: 0.8, minibatchRepeats: 1 },
+    // 375 steps per phase at batch 8: corner 16 fades in from step 1125 and is stable from step 1500.
+    schedule: { fadeKimg: 3, stableKimg: 3, minibatchRepeats: 1 },
     ema: { decay: 0.99 },
-    loop: { steps: 800, batchSize: 8, checkpointEvery: 100, sampleEvery: 50, tickEvery: 10, evalEvery: 100 },
+    loop: { steps: 2000, batchSize: 8, checkpointEvery: 250, sampleEvery: 250, tickEvery: 10, evalEvery: 250 },
   },
   paper: {
     progan: { maxCornerResolution: 128, zDim: 2048, latentDim: 2048, fmapBase: 8192, fmapMax: 512 },
