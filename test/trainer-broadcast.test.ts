@@ -15,6 +15,9 @@ import { Pipeline } from '../src/data/pipeline.js';
 import { MirroredStrategy } from '../src/distributed/mirrored.js';
 import { createLocalGroup } from '../src/distributed/transport.js';
 import { resolveWaeConfig } from '../src/training/config.js';
+import { resolveProGanConfig } from '../src/training/config-progan.js';
+import { trainProgan } from '../src/training/run-progan.js';
+import { existsSync, readdirSync } from 'node:fs';
 import { WaeObjective, waeArgsFromConfig } from '../src/training/objectives/wae.js';
 import { openImages } from '../src/training/run-wae.js';
 import { train, type TrainResult } from '../src/training/trainer.js';
@@ -125,5 +128,42 @@ describe('trainer: rank 0 state broadcast', () => {
     } finally {
       for (const r of [...straight, ...resumed]) r.objective.dispose();
     }
+  }, 60_000);
+
+  it('ProGAN: only rank 0 sees the run directory and the encoder it trains there; rank 1 trains from broadcasts', async () => {
+    const config = resolveProGanConfig({
+      preset: 'tiny',
+      flags: {
+        data: { syntheticCount: 32 },
+        encoder: { steps: 3 },
+        samples: { count: 2, evalCount: 0 },
+        loop: { steps: 4, batchSize: 2, seed: SEED, checkpointEvery: 2, sampleEvery: 100, tickEvery: 2, evalEvery: 0 },
+      },
+    });
+    const dirs = [tempDir('bc-g0-'), tempDir('bc-g1-')];
+    const run = async (resume: boolean, steps: number) => {
+      const group = createLocalGroup(2, { opTimeoutMs: 20_000 });
+      const strategies = group.map((t) => new MirroredStrategy(t, { bucketBytes: 4096 }));
+      try {
+        return await Promise.all(
+          [0, 1].map((rank) =>
+            trainProgan({ config: { ...config, loop: { ...config.loop, steps } }, runDir: dirs[rank] as string, resume, strategy: strategies[rank], progress: false, handleSignals: false }),
+          ),
+        );
+      } finally {
+        await Promise.all(strategies.map((s) => s.close()));
+      }
+    };
+    // The replica checksum before each checkpoint would throw if rank 1 held other weights.
+    const first = await run(false, 4);
+    expect(first.map((r) => r.step)).toEqual([4, 4]);
+    expect(existsSync(join(dirs[0] as string, 'encoder', 'checkpoints'))).toBe(true);
+    // Rank 1 wrote nothing: it got the encoder and every resume from rank 0.
+    expect(readdirSync(dirs[1] as string)).toEqual([]);
+    const more = await run(true, 6);
+    expect(more.map((r) => [r.resumedFrom, r.step, r.trainedEncoder])).toEqual([
+      [4, 6, false],
+      [4, 6, false],
+    ]);
   }, 60_000);
 });

@@ -39,3 +39,16 @@ export class OneDeviceStrategy implements Strategy {
   async barrier(): Promise<void> {}
   async close(): Promise<void> {}
 }
+
+/**
+ * Rank `root`'s JSON value on every rank (the others pass anything, e.g. null): small control data
+ * such as a checkpoint's metadata, so that only one rank needs to read files. Sent one byte per
+ * float, exact, through `allGather` (whose lengths may differ).
+ */
+export async function shareFromRoot<T>(strategy: Strategy, value: T, root = 0): Promise<T> {
+  if (strategy.worldSize === 1) return value;
+  const mine = strategy.rank === root ? Float32Array.from(Buffer.from(JSON.stringify(value) ?? 'null', 'utf8')) : new Float32Array(0);
+  const all = await strategy.allGather(mine);
+  const bytes = all[root] ?? new Float32Array(0);
+  return JSON.parse(Buffer.from(Uint8Array.from(bytes)).toString('utf8')) as T;
+}

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ImageDataset } from '../data/pipeline.js';
 import { Pipeline } from '../data/pipeline.js';
 import { syntheticTiles } from '../data/synthetic.js';
-import { OneDeviceStrategy, type Strategy } from '../distributed/strategy.js';
+import { OneDeviceStrategy, shareFromRoot, type Strategy } from '../distributed/strategy.js';
 import { ProGanGenerator } from '../models/progan.js';
 import { UsageError } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
@@ -20,7 +20,7 @@ import { encoderWaeConfig, scheduleConfigOf, type ProGanTrainConfig } from './co
 import { emaDecayFromHalfLife } from './ema.js';
 import { ProGanObjective } from './objectives/progan.js';
 import type { WaeObjective } from './objectives/wae.js';
-import { loadWae, openImages, trainWae } from './run-wae.js';
+import { loadWae, openImages, trainWae, waeObjectiveOf } from './run-wae.js';
 import { schedule } from './schedule.js';
 import { train, type TrainResult } from './trainer.js';
 
@@ -92,9 +92,12 @@ function checkEncoder(wae: WaeObjective, config: ProGanTrainConfig, dir: string)
 async function ensureEncoder(config: ProGanTrainConfig, dir: string, opts: TrainProganOptions, log: Logger): Promise<{ trained: boolean; interrupted: boolean }> {
   const waeConfig = encoderWaeConfig(config);
   if (opts.resume) {
-    const found = existsSync(dir) ? await loadLatestCheckpoint(dir, { logger: log }) : null;
-    if (found && found.state.step >= waeConfig.loop.steps) {
-      log.info({ encoder: dir, step: found.state.step }, `encoder: reusing the finished WAE in ${dir}`);
+    // Rank 0 decides (the others may not see the directory).
+    const strategy = opts.strategy ?? new OneDeviceStrategy();
+    const found = strategy.rank === 0 && existsSync(dir) ? await loadLatestCheckpoint(dir, { logger: log }) : null;
+    const finishedAt = await shareFromRoot(strategy, found && found.state.step >= waeConfig.loop.steps ? found.state.step : null);
+    if (finishedAt !== null) {
+      log.info({ encoder: dir, step: finishedAt }, `encoder: reusing the finished WAE in ${dir}`);
       return { trained: false, interrupted: false };
     }
   }
@@ -109,6 +112,28 @@ async function ensureEncoder(config: ProGanTrainConfig, dir: string, opts: Train
     ...(opts.handleSignals !== undefined ? { handleSignals: opts.handleSignals } : {}),
   });
   return { trained: true, interrupted: res.stoppedBy === 'signal' };
+}
+
+/**
+ * The frozen encoder on every rank: rank 0 reads the WAE run; the others receive its config and
+ * weights, so only rank 0 needs to see the encoder's directory.
+ */
+async function loadEncoder(dir: string, strategy: Strategy, log: Logger): Promise<WaeObjective> {
+  if (strategy.worldSize === 1) return (await loadWae(dir, { logger: log })).wae;
+  const loaded = strategy.rank === 0 ? await loadWae(dir, { logger: log }) : null;
+  const config = await shareFromRoot(strategy, loaded ? loaded.config : null);
+  if (config === null) throw new Error(`rank 0 sent no encoder config for ${dir}`);
+  const wae = loaded?.wae ?? waeObjectiveOf(config);
+  try {
+    const vars = wae.stateVariables().map(([, v]) => v);
+    const buffers = await Promise.all(vars.map(async (v) => new Float32Array((await v.data()) as Float32Array)));
+    await strategy.broadcast(buffers, 0);
+    if (strategy.rank !== 0) vars.forEach((v, i) => tf.tidy(() => v.assign(tf.tensor(buffers[i] as Float32Array, v.shape, 'float32'))));
+    return wae;
+  } catch (err) {
+    wae.dispose();
+    throw err;
+  }
 }
 
 /** Train (or continue training) the conditional ProGAN. */
@@ -135,7 +160,7 @@ export async function trainProgan(opts: TrainProganOptions): Promise<ProGanTrain
       return { step: 0, nimg: 0, resumedFrom: 0, skippedSteps: 0, stoppedBy: 'signal', last: {}, encoderRunDir: encoderDir, trainedEncoder };
     }
   }
-  const { wae } = await loadWae(encoderDir, { logger: log });
+  const wae = await loadEncoder(encoderDir, strategy, log);
   let pipeline: Pipeline | null = null;
   let objective: ProGanObjective | null = null;
   try {

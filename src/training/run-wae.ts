@@ -101,17 +101,22 @@ export interface LoadedWae {
   step: number;
 }
 
-/** Load the newest good checkpoint of a WAE run directory. */
-export async function loadWae(runDir: string, opts: { logger?: Logger } = {}): Promise<LoadedWae> {
-  const found = await readRun<WaeTrainConfig>(runDir, 'wae', 'a WAE', opts);
-  const config = found.config;
-  const wae = new WaeObjective({
+/** An untrained WAE objective of `config` (the networks and optimiser a run of it builds). */
+export function waeObjectiveOf(config: WaeTrainConfig): WaeObjective {
+  return new WaeObjective({
     model: waeArgsFromConfig(config.wae, config.data.channels),
     kernel: config.loss.kernel,
     lambda: config.loss.lambda,
     optim: config.optim,
     seed: config.loop.seed,
   });
+}
+
+/** Load the newest good checkpoint of a WAE run directory. */
+export async function loadWae(runDir: string, opts: { logger?: Logger } = {}): Promise<LoadedWae> {
+  const found = await readRun<WaeTrainConfig>(runDir, 'wae', 'a WAE', opts);
+  const config = found.config;
+  const wae = waeObjectiveOf(config);
   for (const [name, v] of wae.stateVariables()) {
     const rec = found.state.tensors[`model/${name}`];
     if (!rec) throw new Error(`${found.dir} lacks ${name}`);

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Pipeline, PipelineState } from '../data/pipeline.js';
-import { OneDeviceStrategy, type Strategy } from '../distributed/strategy.js';
+import { OneDeviceStrategy, shareFromRoot, type Strategy } from '../distributed/strategy.js';
 import type { Logger } from '../util/logger.js';
 import { silentLogger } from '../util/logger.js';
 import { Rng, type RngState } from '../util/random.js';
@@ -158,15 +158,6 @@ async function reduceGradients(strategy: Strategy, grads: tf.Tensor[]): Promise<
   return out;
 }
 
-/** Send rank 0's JSON value to every rank (one byte per float: exact, and lengths may differ). */
-async function shareFromChief<T>(strategy: Strategy, value: T | null): Promise<T> {
-  if (strategy.worldSize === 1) return value as T;
-  const mine = strategy.rank === 0 ? Float32Array.from(Buffer.from(JSON.stringify(value), 'utf8')) : new Float32Array(0);
-  const all = await strategy.allGather(mine);
-  const bytes = all[0] ?? new Float32Array(0);
-  return JSON.parse(Buffer.from(Uint8Array.from(bytes)).toString('utf8')) as T;
-}
-
 /** Name, shape and dtype of one optimiser slot, as rank 0 holds it. */
 interface SlotSpec {
   name: string;
@@ -187,7 +178,7 @@ async function broadcastState(strategy: Strategy, objective: Objective): Promise
   for (const phase of phases) slots.push(await phase.optimizer.getWeights());
   try {
     const mine: SlotSpec[][] = slots.map((ws) => ws.map((w) => ({ name: w.name, shape: w.tensor.shape.slice(), dtype: w.tensor.dtype === 'int32' ? 'int32' : 'float32' })));
-    const specs = await shareFromChief(strategy, strategy.rank === 0 ? mine : null);
+    const specs = await shareFromRoot(strategy, mine);
     if (specs.length !== phases.length) throw new Error(`rank 0 has ${specs.length} training phases, rank ${strategy.rank} has ${phases.length}: the ranks run different configs`);
     const buffers = await Promise.all(vars.map(async (v) => new Float32Array((await v.data()) as Float32Array)));
     const slotBuffers = specs.map((ss, p) =>
@@ -275,7 +266,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   // and hands it to the others (broadcastState below), so only rank 0 needs to see the run directory.
   if (opts.resume) {
     const found = isChief ? await loadLatestCheckpoint(runDir, { logger: log }) : null;
-    const shared = await shareFromChief(strategy, found ? { dir: found.dir, step: found.state.step, nimg: found.state.nimg, meta: found.state.meta } : null);
+    const shared = await shareFromRoot(strategy, found ? { dir: found.dir, step: found.state.step, nimg: found.state.nimg, meta: found.state.meta } : null);
     if (shared) {
       const meta = shared.meta as unknown as TrainerMeta;
       if (meta.model !== objective.name) throw new Error(`${shared.dir} holds a ${meta.model} checkpoint, not ${objective.name}`);

@@ -1,7 +1,7 @@
 // Data-parallel scaling on one machine: images/s of `proggan train` with 1 worker vs N workers, the
 // native backend at --threads 1 per worker, the same per-replica batch (so the global batch grows).
 //
-//   npm run build && node test/bench/scaling.mjs [--model wae] [--preset small] [--steps 60] [--workers 2] [--batch 16]
+//   npm run build && node test/bench/scaling.mjs [--model wae] [--preset small] [--steps 60] [--workers 2] [--batch 16] [--synthetic-count N]
 //
 // Reads each run's stats.jsonl and averages img/s over the ticks after the first (warm-up, oneDNN tuning).
 import { spawnSync } from 'node:child_process';
@@ -18,6 +18,8 @@ const { values: o } = parseArgs({
     workers: { type: 'string', default: '2' },
     batch: { type: 'string', default: '16' },
     backend: { type: 'string', default: 'native' },
+    // A small procedural set is rendered once in the first tick and read from memory afterwards.
+    'synthetic-count': { type: 'string' },
   },
 });
 const root = join(import.meta.dirname, '..', '..');
@@ -28,6 +30,7 @@ function run(workers) {
     '--backend', o.backend, '--threads', '1', '--tick-every', '10', '--checkpoint-every', '100000', '--sample-every', '100000',
     '--run-dir', runDir];
   if (workers > 1) args.push('--workers', String(workers));
+  if (o['synthetic-count'] !== undefined) args.push('--synthetic-count', o['synthetic-count']);
   const t0 = performance.now();
   const r = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${workers} worker(s) failed:\n${r.stderr}\n${r.stdout.slice(-2000)}`);
