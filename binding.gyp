@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "proggan_native",
-      "sources": ["src/native/addon.cc", "src/native/elementwise.cc"],
+      "sources": ["src/native/addon.cc", "src/native/elementwise.cc", "src/native/shm.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "defines": ["NAPI_VERSION=8"],

@@ -3,6 +3,7 @@ export * from './strategy.js';
 export * from './transport.js';
 export * from './collectives.js';
 export * from './tcp.js';
+export * from './shm.js';
 export * from './cluster.js';
 export * from './mirrored.js';
 export * from './launcher.js';

@@ -3,12 +3,14 @@
  * bucketed all-reduce over a transport, and {@link createStrategy} to build it from a cluster
  * description.
  */
+import { readFileSync, readlinkSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { Logger } from '../util/logger.js';
 import { resolveCluster, validateClusterSpec, type ClusterSpec } from './cluster.js';
-import { Collectives, type CollectiveOptions } from './collectives.js';
+import { Collectives, allGatherBytes, type CollectiveOptions } from './collectives.js';
 import { OneDeviceStrategy, type Strategy } from './strategy.js';
-import { connectTcpTransport } from './tcp.js';
-import type { Transport } from './transport.js';
+import { connectTcpTransport, type TcpTransport } from './tcp.js';
+import { TransportError, type Transport } from './transport.js';
 
 /** Replicas whose weights differ, found by {@link MirroredStrategy.checkInSync}. */
 export class ReplicaDivergenceError extends Error {
@@ -86,6 +88,24 @@ export function checksum(buffers: Float32Array[]): number {
   return h;
 }
 
+/** Environment variable that picks the transport: `auto` (default), `tcp` or `shm`. */
+export const TRANSPORT_ENV = 'PROGGAN_TRANSPORT';
+
+/**
+ * Which transport carries the collectives: `tcp` always; `shm` shared memory, failing when the
+ * ranks are not all on one host or the native addon lacks it; `auto` shared memory when possible,
+ * else TCP.
+ */
+export type TransportKind = 'auto' | 'tcp' | 'shm';
+
+/** The transport kind from `PROGGAN_TRANSPORT` (default `auto`); throws naming the variable. */
+export function transportKindFromEnv(env: NodeJS.ProcessEnv = process.env): TransportKind {
+  const raw = (env[TRANSPORT_ENV] ?? '').trim().toLowerCase();
+  if (raw === '') return 'auto';
+  if (raw === 'auto' || raw === 'tcp' || raw === 'shm') return raw;
+  throw new Error(`${TRANSPORT_ENV} must be auto, tcp or shm, got '${env[TRANSPORT_ENV]}'`);
+}
+
 /** Options of {@link createStrategy}. */
 export interface CreateStrategyOptions extends CollectiveOptions {
   /** Bound on the rendezvous in ms; default `PROGGAN_CONNECT_TIMEOUT_MS` or 120000. */
@@ -96,20 +116,28 @@ export interface CreateStrategyOptions extends CollectiveOptions {
   listenHost?: string;
   /** Host the others should use to reach this rank (rendezvous mode); default what rank 0 sees. */
   advertiseHost?: string;
-  /** Where to log connection events; default none. */
+  /** Transport for the collectives; default `PROGGAN_TRANSPORT` or `auto`. Rank 0's choice wins. */
+  transport?: TransportKind;
+  /** Ring size of the shared-memory transport in bytes; default `PROGGAN_SHM_RING_BYTES` or by world size. */
+  shmRingBytes?: number;
+  /** Keep the TCP mesh open beside shared memory to detect lost peers at once; default true. */
+  shmKeepTcp?: boolean;
+  /** Where to log connection events and the transport chosen; default none. */
   logger?: Logger;
 }
 
 /**
  * The strategy for this process: {@link OneDeviceStrategy} for a world of one, else a
  * {@link MirroredStrategy} over a TCP mesh built from `spec` (default: read from the environment
- * with {@link resolveCluster}).
+ * with {@link resolveCluster}), or over shared memory when every rank runs on this host (see
+ * {@link TransportKind}); the TCP rendezvous comes first either way.
  */
 export async function createStrategy(spec?: ClusterSpec, opts: CreateStrategyOptions = {}): Promise<Strategy> {
   const cluster = spec ?? resolveCluster();
   validateClusterSpec(cluster);
   if (cluster.worldSize === 1) return new OneDeviceStrategy();
-  const transport = await connectTcpTransport({
+  const kind = opts.transport ?? transportKindFromEnv();
+  const tcp = await connectTcpTransport({
     rank: cluster.rank,
     worldSize: cluster.worldSize,
     jobId: cluster.jobId,
@@ -120,5 +148,110 @@ export async function createStrategy(spec?: ClusterSpec, opts: CreateStrategyOpt
     ...(opts.advertiseHost !== undefined ? { advertiseHost: opts.advertiseHost } : {}),
     ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
   });
+  let transport: Transport;
+  try {
+    transport = await chooseTransport(tcp, cluster.jobId, kind, opts);
+  } catch (err) {
+    tcp.abort(err as Error);
+    throw err;
+  }
   return new MirroredStrategy(transport, opts);
+}
+
+/** What each rank reports before the transport is chosen. */
+interface RankReport {
+  kind: TransportKind;
+  host: string;
+  bootId: string;
+  pidNs: string;
+  pid: number;
+  /** Why this rank cannot use shared memory; absent when it can. */
+  noShm?: string;
+}
+
+function readOr(read: () => string, fallback: string): string {
+  try {
+    return read().trim();
+  } catch {
+    return fallback;
+  }
+}
+
+/**
+ * Agree on the transport over the TCP mesh: every rank reports its host (name and boot id) and
+ * whether it can use shared memory; all apply rank 0's {@link TransportKind} to the same reports,
+ * so every rank reaches the same decision. Always one small all-gather, whatever the kind, so
+ * ranks whose environments differ still stay in step.
+ */
+async function chooseTransport(tcp: TcpTransport, jobId: string, kind: TransportKind, opts: CreateStrategyOptions): Promise<Transport> {
+  const log = opts.logger;
+  const rank = tcp.rank;
+  // The shm module is loaded only when it may be used; a copy of this folder without it still runs over TCP.
+  const shm = kind === 'tcp' ? undefined : await import('./shm.js').catch((err: unknown) => new Error(`shm module: ${String(err)}`));
+  let noShm: string | undefined;
+  if (shm === undefined) noShm = `${TRANSPORT_ENV}=tcp here`;
+  else if (shm instanceof Error) noShm = shm.message;
+  else {
+    const support = shm.shmSupport();
+    if (!support.available) noShm = support.reason;
+  }
+  const mine: RankReport = {
+    kind,
+    host: hostname(),
+    bootId: readOr(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8'), ''),
+    pidNs: readOr(() => readlinkSync('/proc/self/ns/pid'), ''),
+    pid: process.pid,
+    ...(noShm !== undefined ? { noShm } : {}),
+  };
+  const raw = await allGatherBytes(tcp, new TextEncoder().encode(JSON.stringify(mine)));
+  const reports = raw.map((b, r) => {
+    try {
+      return JSON.parse(new TextDecoder().decode(b)) as RankReport;
+    } catch {
+      throw new TransportError('protocol', `rank ${rank}: rank ${r} sent an unreadable transport report`, r);
+    }
+  });
+  const want = reports[0]!.kind;
+  if (want !== kind) log?.warn({ rank, mine: kind, rank0: want }, `${TRANSPORT_ENV} differs from rank 0's; using rank 0's (${want})`);
+  const useTcp = (why: string): Transport => {
+    if (rank === 0) log?.info({ transport: 'tcp', reason: why }, `transport: tcp (${why})`);
+    return tcp;
+  };
+  if (want === 'tcp') return useTcp(`${TRANSPORT_ENV}=tcp`);
+
+  // Shared memory needs one host (same name and boot) and the addon on every rank.
+  const first = reports[0]!;
+  let why: string | undefined;
+  let culprit: number | undefined;
+  reports.forEach((r, q) => {
+    if (why !== undefined) return;
+    if (r.host !== first.host || r.bootId !== first.bootId) {
+      why = `rank ${q} runs on host ${r.host}, rank 0 on ${first.host}`;
+      culprit = q;
+    } else if (r.noShm !== undefined) {
+      why = `rank ${q} cannot use shared memory: ${r.noShm}`;
+      culprit = q;
+    }
+  });
+  if (why !== undefined || shm === undefined || shm instanceof Error) {
+    const reason = why ?? 'the shm module is missing';
+    if (want === 'shm') throw new TransportError('handshake', `rank ${rank}: ${TRANSPORT_ENV}=shm but ${reason}`, culprit);
+    return useTcp(reason);
+  }
+  const transport = await shm.connectShmTransport(tcp, {
+    jobId,
+    pids: reports.map((r) => r.pid),
+    required: want === 'shm',
+    ...(opts.shmRingBytes !== undefined ? { ringBytes: opts.shmRingBytes } : {}),
+    ...(opts.opTimeoutMs !== undefined ? { opTimeoutMs: opts.opTimeoutMs } : {}),
+    ...(opts.shmKeepTcp !== undefined ? { keepLifeline: opts.shmKeepTcp } : {}),
+    // Across pid namespaces a peer's pid means nothing here: rely on the TCP lifeline.
+    tuning: { pidCheck: reports.every((r) => r.pidNs === first.pidNs) },
+    ...(log ? { logger: log } : {}),
+  });
+  if (!transport) return useTcp('shared memory setup failed');
+  if (rank === 0) {
+    log?.info({ transport: 'shm', ringBytes: transport.ringBytes }, `transport: shared memory (${tcp.worldSize} ranks on ${first.host})`);
+  }
+  return transport;
 }

@@ -1,10 +1,14 @@
 #!/usr/bin/env node
-// All-reduce benchmark over loopback TCP: bus bandwidth = 2(n-1)/n x bytes / time for 2-8
-// processes and 1 KB-256 MB, the ring and the direct algorithm side by side, against the loopback
-// bound measured in the same run (one large point-to-point transfer between two processes).
+// All-reduce benchmark over loopback TCP or shared memory: bus bandwidth = 2(n-1)/n x bytes / time
+// for 2-8 processes and 1 KB-256 MB, the ring and the direct algorithm side by side, against the
+// loopback bound measured in the same run (one large point-to-point transfer between two processes).
 //
 //   npm run build && node test/bench/allreduce-bench.mjs [--procs 2,3,4,8] [--max-mb 256] [--min-kb 1]
-//     [--chunk-kb 1024] [--algos ring,direct] [--quick]
+//     [--chunk-kb 1024] [--algos ring,direct] [--transport tcp|shm] [--quick]
+//
+// --transport picks what carries the collectives (as PROGGAN_TRANSPORT does for training; shm needs
+// the native addon built with shared memory support); the "% bound" column stays relative to a raw
+// loopback socket.
 //
 // Each rank runs in its own process (fork of this file with --worker). Times are the slowest
 // rank's, after a warm-up; reps shrink with size so the whole run takes a few minutes on 2 cores.
@@ -15,7 +19,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const dist = await import(pathToFileURL(join(here, '..', '..', 'dist', 'distributed', 'index.js')).href);
-const { connectTcpTransport, ringAllReduce, directAllReduce, barrier, allGatherBytes } = dist;
+const { createStrategy, ringAllReduce, directAllReduce, barrier, allGatherBytes } = dist;
 
 const KB = 1024;
 const MB = 1024 * 1024;
@@ -51,14 +55,11 @@ async function worker() {
   const cfg = JSON.parse(process.env.BENCH_CONFIG);
   const rank = Number(process.env.RANK);
   const n = cfg.n;
-  const t = await connectTcpTransport({
-    rank,
-    worldSize: n,
-    jobId: cfg.jobId,
-    addresses: [cfg.master],
-    connectTimeoutMs: 60_000,
-    opTimeoutMs: 600_000,
-  });
+  const strategy = await createStrategy(
+    { rank, worldSize: n, jobId: cfg.jobId, addresses: [cfg.master], source: 'explicit' },
+    { transport: cfg.transport, connectTimeoutMs: 60_000, opTimeoutMs: 600_000 },
+  );
+  const t = strategy.collectives.transport;
   const slowest = async (ms) => {
     const all = await allGatherBytes(t, new Uint8Array(Float64Array.of(ms).buffer));
     return Math.max(...all.map((b) => new Float64Array(b.buffer, b.byteOffset, 1)[0]));
@@ -180,8 +181,10 @@ async function main() {
     budget: quick ? 16 * MB : 64 * MB,
     chunkBytes: Number(arg('chunk-kb', '1024')) * KB,
     p2p: false,
+    transport: arg('transport', 'tcp'),
   };
-  console.log(`node ${process.version}, ${(await import('node:os')).cpus().length} CPUs; sizes ${sizes.map(fmtBytes).join(', ')}`);
+  if (!['tcp', 'shm'].includes(cfg.transport)) throw new Error(`--transport must be tcp or shm, got ${cfg.transport}`);
+  console.log(`node ${process.version}, ${(await import('node:os')).cpus().length} CPUs; transport ${cfg.transport}; sizes ${sizes.map(fmtBytes).join(', ')}`);
 
   // Loopback bound, measured twice: a raw socket, and our transport's send/recv between 2 processes.
   const boundBytes = Math.min(256 * MB, maxMb * MB);
@@ -192,7 +195,7 @@ async function main() {
   const p2pGBs = boundBytes / p2pMs / 1e6;
   console.log(`\nloopback bound, ${fmtBytes(boundBytes)} one way between 2 processes:`);
   console.log(`  raw node:net socket      ${rawGBs.toFixed(2)} GB/s (best of 3)`);
-  console.log(`  TcpTransport send/recv   ${p2pGBs.toFixed(2)} GB/s (best of 3)`);
+  console.log(`  ${cfg.transport === 'shm' ? 'ShmTransport' : 'TcpTransport'} send/recv   ${p2pGBs.toFixed(2)} GB/s (best of 3)`);
 
   const table = [];
   for (const n of procs) {
