@@ -411,6 +411,14 @@ describe.skipIf(!status.available)('native kernels vs cpu', () => {
         });
       }
     }
+    // Split axes as a 2x average pool writes them ([N, H/2, 2, W/2, 2, C] over [2, 4]): reduced natively block by block.
+    const pooled = arg(rng, [2, 3, 2, 4, 2, 5]);
+    for (const axis of [[2, 4], [0, 2, 4], [1, 3, 5]]) {
+      compare([pooled], (a) => {
+        const t = a as tf.Tensor;
+        return [tf.sum(t, axis), tf.mean(t, axis, true), tf.max(t, axis), tf.min(t, axis)];
+      });
+    }
     // A long reduction (batch-norm moments of a 64x64x8 map) still matches to 1e-4.
     compare([arg(rng, [8, 64, 64, 8])], (a) => {
       const m = tf.moments(a as tf.Tensor, [0, 1, 2]);
@@ -512,9 +520,10 @@ describe.skipIf(!status.available)('native kernels vs cpu', () => {
         tf.sum(tf.leakyRelu(tf.maxPool(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'), 2, 2, 'valid'), 0.2)),
       )([x, f]);
       tf.matMul(tf.randomNormal([3, 4]), tf.randomNormal([4, 5]));
+      tf.mean(tf.randomNormal([2, 4, 2, 4, 2, 3]), [2, 4]); // split axes (ProGAN's 2x downscale)
     });
     const c = nativeKernelCounts();
-    for (const name of ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'MaxPool', 'MaxPoolGrad', 'LeakyRelu', 'BatchMatMul', 'Sum']) {
+    for (const name of ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'MaxPool', 'MaxPoolGrad', 'LeakyRelu', 'BatchMatMul', 'Sum', 'Mean']) {
       expect(c[name]?.native ?? 0, name).toBeGreaterThan(0);
       expect(c[name]?.fallback ?? 0, name).toBe(0);
     }

@@ -924,9 +924,29 @@ function nativeKernels(addon: NativeAddon): Map<string, NativeKernel> {
       const xv = f32(backend, x);
       if (xv === null || x === undefined || x.shape.length === 0) return null;
       const axes = tf.util.parseAxisParam(attrs[axisAttr] as number | number[], x.shape);
-      const r = reductionGeometry(x.shape, axes);
-      if (r === null || (r.reduced === 0 && code >= 2)) return null;
       const outShape = attrs['keepDims'] === true ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !axes.includes(i));
+      const r = reductionGeometry(x.shape, axes);
+      if (r === null) {
+        // Axes that are not one block (e.g. [2, 4] of [N, H/2, 2, W/2, 2, C] in a 2x average pool):
+        // reduce each block of adjacent axes in turn, last block first. Sum, max and min compose;
+        // so does the mean, since every partial mean is over equally many elements.
+        if (x.shape.some((d) => d === 0)) return null;
+        const runs = axisRuns(axes);
+        const out = output(backend, outShape);
+        let shape = x.shape.slice();
+        let values = xv;
+        for (let i = runs.length - 1; i >= 0; i--) {
+          const run = runs[i] as number[];
+          const g = reductionGeometry(shape, run) as { outer: number; reduced: number; inner: number };
+          const next = shape.map((d, j) => (run.includes(j) ? 1 : d));
+          const dst = i === 0 ? out.values : new Float32Array(sizeOf(next));
+          addon.reduce(code, values, dst, g.outer, g.reduced, g.inner);
+          shape = next;
+          values = dst;
+        }
+        return out.info;
+      }
+      if (r.reduced === 0 && code >= 2) return null;
       const out = output(backend, outShape);
       if (r.reduced > 0) addon.reduce(code, xv, out.values, r.outer, r.reduced, r.inner);
       else out.values.fill(code === 1 ? Number.NaN : 0);
@@ -1065,6 +1085,18 @@ function broadcastGeometry(
 }
 
 /** x viewed as [outer, reduced, inner] when `axes` form one block (size-1 dims ignored). */
+/** Sorted axes split into runs of adjacent ones: [1, 2, 4] -> [[1, 2], [4]]. */
+function axisRuns(axes: number[]): number[][] {
+  const sorted = [...axes].sort((a, b) => a - b);
+  const runs: number[][] = [];
+  for (const a of sorted) {
+    const last = runs[runs.length - 1];
+    if (last !== undefined && last[last.length - 1] === a - 1) last.push(a);
+    else runs.push([a]);
+  }
+  return runs;
+}
+
 function reductionGeometry(shape: number[], axes: number[]): { outer: number; reduced: number; inner: number } | null {
   let outer = 1;
   let reduced = 1;
