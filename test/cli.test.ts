@@ -46,12 +46,13 @@ describe('parseTrainArgs', () => {
 
 describe('parseTrainArgs for progan', () => {
   it('shapes flags after the progan config and refuses flags of another model', () => {
-    const r = parseTrainArgs(['progan', '--resolution', '32', '--encoder', 'runs/wae-1', '--fade-kimg', '2', '--lr-g', '0.002', '--global-weight', '0.3', '--steps', '9']);
+    const r = parseTrainArgs(['progan', '--resolution', '32', '--encoder', 'runs/wae-1', '--encoder-steps', '50', '--fade-kimg', '2', '--lr-g', '0.002', '--global-weight', '0.3', '--steps', '9']);
     expect(r.model).toBe('progan');
     const c = resolveTrainConfig(r, '/tmp/x');
     if (c.model !== 'progan') throw new Error('expected progan');
     expect(c.progan.maxCornerResolution).toBe(32);
     expect(c.encoder.runDir).toBe('runs/wae-1');
+    expect(c.encoder.steps).toBe(50);
     expect(c.schedule.fadeKimg).toBe(2);
     expect(c.schedule.lrG).toBe(0.002);
     expect(c.loss.globalWeight).toBe(0.3);

@@ -83,6 +83,7 @@ export function trainBuilder<T>(y: Argv<T>) {
     .option('timeline', { type: 'string', describe: 'write a Chrome trace (chrome://tracing) of every step to this file' })
     .option('batch-norm', { type: 'boolean', describe: 'wae: batch norm in the blocks (default on; --no-batch-norm for exact data-parallel parity)' })
     .option('encoder', { type: 'string', describe: 'progan: a trained WAE run directory used as the frozen encoder (default: train one first)' })
+    .option('encoder-steps', { type: 'number', describe: 'progan: training steps of the encoder trained first (default: its preset\'s)' })
     .option('start-resolution', { type: 'number', describe: 'progan: corner side the growth starts at' })
     .option('fade-kimg', { type: 'number', describe: 'progan: thousands of images per fade-in phase' })
     .option('stable-kimg', { type: 'number', describe: 'progan: thousands of images per stabilising phase' })
@@ -142,7 +143,7 @@ export function toTrainRequest(a: Parsed): TrainRequest {
     for (const n of names) if (a[n] !== undefined && model !== m) throw new UsageError(`--${n} applies to \`proggan train ${m}\`, not ${model}`);
   };
   onlyFor('wae', ['lr', 'mmd-kernel', 'mmd-weight', 'batch-norm']);
-  onlyFor('progan', ['encoder', 'start-resolution', 'fade-kimg', 'stable-kimg', 'lr-g', 'lr-d', 'global-weight', 'fmap-base', 'fmap-max', 'z-dim', 'mbstd-group-size']);
+  onlyFor('progan', ['encoder', 'encoder-steps', 'start-resolution', 'fade-kimg', 'stable-kimg', 'lr-g', 'lr-d', 'global-weight', 'fmap-base', 'fmap-max', 'z-dim', 'mbstd-group-size']);
   const flags: PartialConfig<WaeTrainConfig> | PartialConfig<ProGanTrainConfig> =
     model === 'wae'
       ? {
@@ -163,7 +164,7 @@ export function toTrainRequest(a: Parsed): TrainRequest {
             fmapMax: num(a['fmap-max'], 'fmap-max'),
             mbstdGroupSize: num(a['mbstd-group-size'], 'mbstd-group-size'),
           }),
-          encoder: defined({ runDir: a.encoder }),
+          encoder: defined({ runDir: a.encoder, steps: num(a['encoder-steps'], 'encoder-steps') }),
           loss: defined({ globalWeight: num(a['global-weight'], 'global-weight') }),
           schedule: defined({
             startResolution: num(a['start-resolution'], 'start-resolution'),
