@@ -1,5 +1,5 @@
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -48,16 +48,20 @@ describe('shared memory transport between processes', () => {
 
   beforeAll(() => {
     // A forked child cannot import .ts: transpile the tfjs-free distributed modules it needs.
-    distDir = mkdtempSync(join(tmpdir(), 'proggan-shm-dist-'));
-    for (const name of ['strategy', 'transport', 'collectives', 'tcp', 'cluster', 'mirrored', 'shm']) {
-      const src = readFileSync(join(here, '..', 'src', 'distributed', `${name}.ts`), 'utf8');
+    // Laid out as src/ is (distributed/ beside util/), so relative imports resolve.
+    const root = mkdtempSync(join(tmpdir(), 'proggan-shm-dist-'));
+    distDir = join(root, 'distributed');
+    const modules = [...['strategy', 'transport', 'collectives', 'tcp', 'cluster', 'mirrored', 'shm'].map((n) => `distributed/${n}`), 'util/addon'];
+    for (const name of modules) {
+      const src = readFileSync(join(here, '..', 'src', `${name}.ts`), 'utf8');
       const out = ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 } });
-      writeFileSync(join(distDir, `${name}.js`), out.outputText);
+      mkdirSync(dirname(join(root, `${name}.js`)), { recursive: true });
+      writeFileSync(join(root, `${name}.js`), out.outputText);
     }
   });
 
   afterAll(() => {
-    if (distDir) rmSync(distDir, { recursive: true, force: true });
+    if (distDir) rmSync(dirname(distDir), { recursive: true, force: true });
   });
 
   interface Msg {

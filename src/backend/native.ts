@@ -19,11 +19,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
-import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { availableParallelism, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadNativeAddon } from '../util/addon.js';
 
 /** Name under which the backend is registered with tfjs. */
 export const NATIVE_BACKEND_NAME = 'native';
@@ -227,55 +224,14 @@ type LoadResult = { addon: NativeAddon } | { error: string };
 let loaded: LoadResult | undefined;
 let registered = false;
 
-/** Walks up from this module to the directory whose package.json is proggan's. */
-function packageRoot(): string | undefined {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pj = join(dir, 'package.json');
-    if (existsSync(pj)) {
-      try {
-        const name: unknown = (JSON.parse(readFileSync(pj, 'utf8')) as { name?: unknown }).name;
-        if (name === 'proggan') return dir;
-      } catch {
-        // not a readable package.json: keep walking
-      }
-    }
-    const up = dirname(dir);
-    if (up === dir) return undefined;
-    dir = up;
-  }
-}
-
 /**
  * Loads the addon once: from `PROGGAN_NATIVE_ADDON` when set (a .node file elsewhere; then only
  * that path), else from `build/Release/proggan_native.node` under the package root.
  */
 function loadAddon(): LoadResult {
   if (loaded) return loaded;
-  const override = process.env['PROGGAN_NATIVE_ADDON'];
-  const root = packageRoot();
-  const path =
-    override !== undefined && override.length > 0
-      ? override
-      : root === undefined
-        ? undefined
-        : join(root, 'build', 'Release', 'proggan_native.node');
-  if (path === undefined || !existsSync(path)) {
-    loaded = { error: `the addon is not built (${path ?? 'package root not found'} does not exist)` };
-    return loaded;
-  }
-  try {
-    const require = createRequire(import.meta.url);
-    const mod: unknown = require(path);
-    const fns = ['conv', 'matmul', 'pool', 'unary', 'binary', 'reduce', 'setThreads', 'getThreads', 'dnnlVersion'];
-    if (typeof mod !== 'object' || mod === null || fns.some((f) => typeof (mod as Record<string, unknown>)[f] !== 'function')) {
-      loaded = { error: `${path} is not a compatible proggan_native addon (rebuild it)` };
-    } else {
-      loaded = { addon: mod as NativeAddon };
-    }
-  } catch (err) {
-    loaded = { error: `loading ${path} failed: ${err instanceof Error ? err.message : String(err)}` };
-  }
+  const fns = ['conv', 'matmul', 'pool', 'unary', 'binary', 'reduce', 'setThreads', 'getThreads', 'dnnlVersion'];
+  loaded = loadNativeAddon<NativeAddon>(fns, (path) => `${path} is not a compatible proggan_native addon (rebuild it)`);
   return loaded;
 }
 

@@ -29,10 +29,8 @@
  * transport used for setup stays open as a lifeline: its failure (a peer's socket closing without
  * goodbye) poisons this transport too.
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync, readdirSync } from 'node:fs';
+import { loadNativeAddon } from '../util/addon.js';
 import type { Logger } from '../util/logger.js';
 import { fnv1a } from './cluster.js';
 import { allGatherBytes } from './collectives.js';
@@ -120,43 +118,11 @@ function isValidRingBytes(v: number): boolean {
 type ShmLoad = { addon: ShmAddon } | { error: string };
 let shmLoaded: ShmLoad | undefined;
 
-function packageRoot(): string | undefined {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pj = join(dir, 'package.json');
-    if (existsSync(pj)) {
-      try {
-        if ((JSON.parse(readFileSync(pj, 'utf8')) as { name?: unknown }).name === 'proggan') return dir;
-      } catch {
-        // not a readable package.json: keep walking
-      }
-    }
-    const up = dirname(dir);
-    if (up === dir) return undefined;
-    dir = up;
-  }
-}
-
 function loadShmAddon(): ShmLoad {
   if (shmLoaded) return shmLoaded;
   if (process.platform !== 'linux') return (shmLoaded = { error: `platform ${process.platform} is not supported` });
-  const override = process.env['PROGGAN_NATIVE_ADDON'];
-  const root = packageRoot();
-  const path = override ? override : root === undefined ? undefined : join(root, 'build', 'Release', 'proggan_native.node');
-  if (path === undefined || !existsSync(path)) {
-    return (shmLoaded = { error: `the native addon is not built (${path ?? 'package root not found'} does not exist)` });
-  }
-  try {
-    const mod = createRequire(import.meta.url)(path) as Partial<ShmAddon> | null;
-    const fns = ['shmOpen', 'shmUnlink', 'shmClose', 'shmWait', 'shmNotify'] as const;
-    if (typeof mod !== 'object' || mod === null || fns.some((f) => typeof mod[f] !== 'function')) {
-      shmLoaded = { error: `${path} has no shared memory support (rebuild it: node scripts/build-native.mjs)` };
-    } else {
-      shmLoaded = { addon: mod as ShmAddon };
-    }
-  } catch (err) {
-    shmLoaded = { error: `loading ${path} failed: ${err instanceof Error ? err.message : String(err)}` };
-  }
+  const fns = ['shmOpen', 'shmUnlink', 'shmClose', 'shmWait', 'shmNotify'];
+  shmLoaded = loadNativeAddon<ShmAddon>(fns, (path) => `${path} has no shared memory support (rebuild it: node scripts/build-native.mjs)`);
   return shmLoaded;
 }
 
