@@ -2,7 +2,7 @@
  * What a model must provide to be trained by the one trainer loop: its phases (as data) and, per phase,
  * the gradients of its loss on a batch. The WAE, the conditional ProGAN and the 3DGAN differ only here.
  */
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../util/random.js';
 
 /** One optimiser step of a training step, e.g. `D` then `G` for a GAN. */
@@ -81,4 +81,14 @@ export interface Objective {
   setMeta?(meta: Record<string, unknown>): void;
   /** Release every tensor the objective owns. */
   dispose(): void;
+}
+
+/**
+ * This replica's rows [replica * n, (replica + 1) * n) of a draw for the whole global batch
+ * (`draw(n * replicas)`, seeded identically on every replica), so that N replicas of batch n use
+ * exactly the noise one process of batch N * n would (the pipeline shards the images the same way).
+ */
+export function replicaRows(draw: (rows: number) => tf.Tensor, n: number, ctx: Pick<StepContext, 'replica' | 'replicas'>): tf.Tensor {
+  if (ctx.replicas === 1) return draw(n);
+  return tf.tidy(() => tf.slice(draw(n * ctx.replicas), ctx.replica * n, n));
 }

@@ -22,6 +22,7 @@ import { ProGanObjective } from './objectives/progan.js';
 import type { WaeObjective } from './objectives/wae.js';
 import { loadWae, openImages, trainWae, waeObjectiveOf } from './run-wae.js';
 import { schedule } from './schedule.js';
+import { assignValues, readValues } from './variables.js';
 import { train, type TrainResult } from './trainer.js';
 
 /** Options of {@link trainProgan}. */
@@ -89,11 +90,10 @@ function checkEncoder(wae: WaeObjective, config: ProGanTrainConfig, dir: string)
  * Make sure `dir` holds a finished encoder of `config`: train it, continue it (resume), or reuse a
  * finished one (resume). Returns whether training ran and whether it was interrupted by a signal.
  */
-async function ensureEncoder(config: ProGanTrainConfig, dir: string, opts: TrainProganOptions, log: Logger): Promise<{ trained: boolean; interrupted: boolean }> {
+async function ensureEncoder(config: ProGanTrainConfig, dir: string, strategy: Strategy, opts: TrainProganOptions, log: Logger): Promise<{ trained: boolean; interrupted: boolean }> {
   const waeConfig = encoderWaeConfig(config);
   if (opts.resume) {
     // Rank 0 decides (the others may not see the directory).
-    const strategy = opts.strategy ?? new OneDeviceStrategy();
     const found = strategy.rank === 0 && existsSync(dir) ? await loadLatestCheckpoint(dir, { logger: log }) : null;
     const finishedAt = await shareFromRoot(strategy, found && found.state.step >= waeConfig.loop.steps ? found.state.step : null);
     if (finishedAt !== null) {
@@ -107,7 +107,7 @@ async function ensureEncoder(config: ProGanTrainConfig, dir: string, opts: Train
     runDir: dir,
     resume: opts.resume ?? false,
     logger: log,
-    ...(opts.strategy ? { strategy: opts.strategy } : {}),
+    strategy,
     ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
     ...(opts.handleSignals !== undefined ? { handleSignals: opts.handleSignals } : {}),
   });
@@ -126,9 +126,9 @@ async function loadEncoder(dir: string, strategy: Strategy, log: Logger): Promis
   const wae = loaded?.wae ?? waeObjectiveOf(config);
   try {
     const vars = wae.stateVariables().map(([, v]) => v);
-    const buffers = await Promise.all(vars.map(async (v) => new Float32Array((await v.data()) as Float32Array)));
+    const buffers = await readValues(vars);
     await strategy.broadcast(buffers, 0);
-    if (strategy.rank !== 0) vars.forEach((v, i) => tf.tidy(() => v.assign(tf.tensor(buffers[i] as Float32Array, v.shape, 'float32'))));
+    if (strategy.rank !== 0) assignValues(vars, buffers);
     return wae;
   } catch (err) {
     wae.dispose();
@@ -153,7 +153,7 @@ export async function trainProgan(opts: TrainProganOptions): Promise<ProGanTrain
   // The frozen encoder: a given run, or a WAE trained here first.
   let trainedEncoder = false;
   if (config.encoder.runDir === undefined) {
-    const enc = await ensureEncoder(config, encoderDir, opts, log);
+    const enc = await ensureEncoder(config, encoderDir, strategy, opts, log);
     trainedEncoder = enc.trained;
     if (enc.interrupted) {
       log.warn({ encoder: encoderDir }, 'stopped while training the encoder; resume to continue');

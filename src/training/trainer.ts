@@ -16,6 +16,7 @@ import type { Objective, Phase, StepContext } from './objective.js';
 import { checksum, ReplicaDivergenceError } from '../distributed/mirrored.js';
 import { Stats, StatsJsonlWriter, formatStatusLine, summarize, type StatsBuffers, type TickRecord } from './stats.js';
 import { Timeline } from './timeline.js';
+import { assignValues, readValues } from './variables.js';
 import { TensorBoardWriter } from './tensorboard.js';
 import { createProgress, type Progress } from './progress.js';
 
@@ -180,7 +181,7 @@ async function broadcastState(strategy: Strategy, objective: Objective): Promise
     const mine: SlotSpec[][] = slots.map((ws) => ws.map((w) => ({ name: w.name, shape: w.tensor.shape.slice(), dtype: w.tensor.dtype === 'int32' ? 'int32' : 'float32' })));
     const specs = await shareFromRoot(strategy, mine);
     if (specs.length !== phases.length) throw new Error(`rank 0 has ${specs.length} training phases, rank ${strategy.rank} has ${phases.length}: the ranks run different configs`);
-    const buffers = await Promise.all(vars.map(async (v) => new Float32Array((await v.data()) as Float32Array)));
+    const buffers = await readValues(vars);
     const slotBuffers = specs.map((ss, p) =>
       ss.map((spec, i) => {
         const own = slots[p]?.[i];
@@ -191,7 +192,7 @@ async function broadcastState(strategy: Strategy, objective: Objective): Promise
     );
     await strategy.broadcast([...buffers, ...slotBuffers.flat()], 0);
     if (strategy.rank === 0) return;
-    vars.forEach((v, i) => tf.tidy(() => v.assign(tf.tensor(buffers[i] as Float32Array, v.shape, 'float32'))));
+    assignValues(vars, buffers);
     for (const [p, phase] of phases.entries()) {
       const ss = specs[p] ?? [];
       const named: NamedTensor[] = ss.map((spec, i) => {
@@ -230,9 +231,9 @@ async function syncLocalState(strategy: Strategy, objective: Objective): Promise
   if (strategy.worldSize === 1) return;
   const local = objective.replicaLocalVariables?.() ?? [];
   if (local.length === 0) return;
-  const buffers = await Promise.all(local.map(async (v) => new Float32Array((await v.data()) as Float32Array)));
+  const buffers = await readValues(local);
   await strategy.allReduceMean(buffers);
-  local.forEach((v, i) => tf.tidy(() => v.assign(tf.tensor(buffers[i] as Float32Array, v.shape, 'float32'))));
+  assignValues(local, buffers);
 }
 
 /** Throw on every rank unless all replicas hold bitwise identical model state. */

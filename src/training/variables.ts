@@ -28,3 +28,13 @@ export function modelVariables(prefix: string, model: tf.LayersModel): Array<[st
 export function trainableVariables(model: tf.LayersModel): tf.Variable[] {
   return model.trainableWeights.map(backing);
 }
+
+/** Copies of the variables' values (for collectives, which work in place on Float32Arrays). */
+export async function readValues(vars: tf.Variable[]): Promise<Float32Array[]> {
+  return Promise.all(vars.map(async (v) => new Float32Array((await v.data()) as Float32Array)));
+}
+
+/** Assign `values[i]` (in the variable's shape) to `vars[i]`. */
+export function assignValues(vars: tf.Variable[], values: Float32Array[]): void {
+  vars.forEach((v, i) => tf.tidy(() => v.assign(tf.tensor(values[i] as Float32Array, v.shape, 'float32'))));
+}

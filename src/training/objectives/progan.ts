@@ -33,12 +33,11 @@ import type { Logger } from '../../util/logger.js';
 import { hashSeed } from '../../util/random.js';
 import type { ProGanLossConfig, ProGanModelConfig, ProGanOptimConfig } from '../config-progan.js';
 import { ExponentialMovingAverage } from '../ema.js';
-import type { Objective, Phase, PhaseResult, StepContext } from '../objective.js';
+import { replicaRows, type Objective, type Phase, type PhaseResult, type StepContext } from '../objective.js';
 import { writeRowsGrid } from '../samples.js';
 import { schedule, validateScheduleConfig, type ScheduleConfig, type ScheduleState } from '../schedule.js';
 
 import { ResumableAdam } from '../resumable-adam.js';
-export { ResumableAdam };
 
 // ---------------------------------------------------------------------------------------------
 // Corner plumbing
@@ -457,16 +456,6 @@ export class ProGanObjective implements Objective {
     const noise = [1, 2].map((k) => tf.randomNormal([imgs.length, this.args.model.zDim], 0, 1, 'float32', hashSeed('progan/samples', this.args.seed, k) >>> 1) as tf.Tensor2D);
     return { reals, conditions, noise };
   }
-}
-
-/**
- * This replica's rows [replica * n, (replica + 1) * n) of a draw for the whole global batch
- * (`draw(n * replicas)`, seeded identically on every replica), so that N replicas of batch n use
- * exactly the noise one process of batch N * n would (the pipeline shards the images the same way).
- */
-export function replicaRows(draw: (rows: number) => tf.Tensor, n: number, ctx: Pick<StepContext, 'replica' | 'replicas'>): tf.Tensor {
-  if (ctx.replicas === 1) return draw(n);
-  return tf.tidy(() => tf.slice(draw(n * ctx.replicas), ctx.replica * n, n));
 }
 
 /** Gradients in the order of `phase.vars`; a missing one means the variable is not on the loss's path. */

@@ -7,7 +7,7 @@ import type { ImageDataset } from '../../data/images.js';
 import { mmd, type MmdKernel } from '../../losses/mmd.js';
 import { buildWae, defaultWaeArgs, type WaeArgs } from '../../models/wae.js';
 import { writeRowsGrid } from '../samples.js';
-import type { Objective, Phase, PhaseResult, StepContext } from '../objective.js';
+import { replicaRows, type Objective, type Phase, type PhaseResult, type StepContext } from '../objective.js';
 import { hashSeed } from '../../util/random.js';
 import { withSeededMathRandom } from '../../util/seeded.js';
 import { modelVariables, trainableVariables } from '../variables.js';
@@ -76,8 +76,7 @@ export class WaeObjective implements Objective {
         // Draw the prior for the whole global batch and keep this replica's rows, as the pipeline
         // shards the images: N replicas see the samples one process of the global batch would.
         const [n, latent] = z.shape;
-        const all = tf.randomNormal([n * ctx.replicas, latent], 0, 1, 'float32', noiseSeed);
-        const pz = (ctx.replicas === 1 ? all : tf.slice(all, ctx.replica * n, n)) as tf.Tensor2D; // [N, latent]
+        const pz = replicaRows((rows) => tf.randomNormal([rows, latent], 0, 1, 'float32', noiseSeed), n, ctx) as tf.Tensor2D; // [N, latent]
         const m = mmd(z, pz, { kernel: this.args.kernel });
         // variableGrads disposes the forward pass's intermediates; keep the parts we report.
         parts.rec = tf.keep(r);
