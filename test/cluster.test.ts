@@ -172,9 +172,9 @@ describe('resolveCluster', () => {
 });
 
 describe('op timeout from the environment', () => {
-  it('defaults to 120 s and reads PROGGAN_COLLECTIVE_TIMEOUT_MS', () => {
+  it('defaults to 60 s and reads PROGGAN_COLLECTIVE_TIMEOUT_MS', () => {
     expect(opTimeoutFromEnv({})).toBe(DEFAULT_OP_TIMEOUT_MS);
-    expect(DEFAULT_OP_TIMEOUT_MS).toBe(120_000);
+    expect(DEFAULT_OP_TIMEOUT_MS).toBe(60_000);
     expect(opTimeoutFromEnv({ PROGGAN_COLLECTIVE_TIMEOUT_MS: '2500' })).toBe(2500);
     expect(() => opTimeoutFromEnv({ PROGGAN_COLLECTIVE_TIMEOUT_MS: '-1' })).toThrow(/PROGGAN_COLLECTIVE_TIMEOUT_MS/);
   });
