@@ -1,3 +1,6 @@
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
   ClusterConfigError,
@@ -200,6 +203,22 @@ describe('MPI launchers (mpirun, srun --mpi)', () => {
     expect(blamed(() => parseMpiEnv({ PMI_RANK: 'x', PMI_SIZE: '2' }))).toBe('PMI_RANK');
     expect(blamed(() => parseMpiEnv({ PMIX_RANK: '0' }))).toBe('SLURM_NTASKS');
     expect(blamed(() => parseMpiEnv({ ...ompi(0), MASTER_PORT: '99999' }))).toBe('MASTER_PORT');
+  });
+
+  // Open MPI's mpirun, when installed (Debian: openmpi-bin); the ranks import the compiled dist/.
+  const hasMpirun = spawnSync('mpirun', ['--version'], { encoding: 'utf8' }).status === 0;
+  it.skipIf(!hasMpirun)('mpirun -n 3 starts one job of three ranks, not three runs', () => {
+    const here = dirname(fileURLToPath(import.meta.url));
+    const res = spawnSync(
+      'mpirun',
+      ['--allow-run-as-root', '--oversubscribe', '-n', '3', '-x', `PROGGAN_DIST_DIR=${join(here, '..', 'dist', 'distributed')}`,
+        process.execPath, join(here, 'fixtures', 'mpi-worker.mjs')],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(res.status, res.stderr).toBe(0);
+    const lines = res.stdout.trim().split('\n').map((l) => JSON.parse(l) as { rank: number; worldSize: number; source: string; jobId: string; sum: number[] });
+    expect(lines.map((l) => l.rank).sort()).toEqual([0, 1, 2]);
+    for (const l of lines) expect(l).toMatchObject({ worldSize: 3, source: 'mpi', jobId: lines[0]!.jobId, sum: [3, 3] });
   });
 
   it('wins over the SLURM_PROCID=0 that mpirun inside an sbatch script passes to every rank', () => {
