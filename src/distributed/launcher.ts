@@ -47,8 +47,10 @@ export interface WorkerExit {
 export interface Culprit {
   /** The rank that stalled, died or failed. */
   rank: number;
-  /** `rank 1 stalled: ...` / `rank 2 died: ...` / `rank 0 exited with code 1`. */
+  /** `rank 1 stalled: it is stopped ...; rank 0 reported: ...` / `rank 0 exited with code 1`. */
   description: string;
+  /** The first clause alone: `rank 1 stalled (stopped)`, `rank 2 died (killed by SIGKILL)`. */
+  summary: string;
 }
 
 /** One start of the worker group. */
@@ -89,8 +91,8 @@ export class WorkerGroupError extends Error {
   /** Every start of the group. */
   readonly attempts: AttemptRecord[];
   constructor(failure: WorkerExit, restarts: number, attempts: AttemptRecord[], reason = 'budget spent', culprit?: Culprit) {
-    const blame = culprit ?? { rank: failure.rank, description: describeExit(failure) };
-    const history = attempts.map((a) => (a.failure ? (a.culprit?.description ?? describeExit(a.failure)) : 'ok')).join('; ');
+    const blame = culprit ?? { rank: failure.rank, description: describeExit(failure), summary: describeExit(failure) };
+    const history = attempts.map((a) => (a.failure ? (a.culprit?.summary ?? describeExit(a.failure)) : 'ok')).join('; ');
     const tail = failure.tail.length > 0 ? ` Last output of rank ${failure.rank}: ${failure.tail.join(' | ')}` : '';
     const first = blame.rank !== failure.rank ? ` (first to exit: ${describeExit(failure)})` : '';
     super(`worker ${blame.description}${first} after ${restarts} restart(s) (${reason}; attempts: ${history}).${tail}`);
@@ -270,17 +272,28 @@ export function findCulprit(failed: WorkerExit, exits: ReadonlyArray<WorkerExit 
   if (fault && blamed !== undefined && Number.isInteger(blamed) && blamed >= 0 && blamed < n && blamed !== failed.rank) {
     const exit = exits[blamed];
     let what: string;
-    if (exit) what = `died (${exit.signal !== null ? `killed by ${exit.signal}` : `exited with code ${String(exit.code)}`})`;
-    else {
+    let short: string;
+    if (exit) {
+      short = what = `died (${exit.signal !== null ? `killed by ${exit.signal}` : `exited with code ${String(exit.code)}`})`;
+    } else {
       const state = processState(pids[blamed]);
-      if (state === 'T' || state === 't') what = 'stalled: it is stopped (SIGSTOP, SIGTSTP or a debugger)';
-      else if (state === undefined || state === 'Z' || state === 'X') what = 'died';
-      else if (fault.code === 'timeout') what = 'stalled: it is running but stopped taking part in the collectives';
-      else what = 'dropped its connections';
+      if (state === 'T' || state === 't') {
+        short = 'stalled (stopped)';
+        what = 'stalled: it is stopped (SIGSTOP, SIGTSTP or a debugger)';
+      } else if (state === undefined || state === 'Z' || state === 'X') {
+        short = what = 'died';
+      } else if (fault.code === 'timeout') {
+        short = 'stalled';
+        what = 'stalled: it is running but stopped taking part in the collectives';
+      } else {
+        short = what = 'dropped its connections';
+      }
     }
-    return { rank: blamed, description: `rank ${blamed} ${what}; rank ${failed.rank} reported: ${fault.message}` };
+    const reported = fault.message.replace(/^rank \d+: /, '');
+    return { rank: blamed, summary: `rank ${blamed} ${short}`, description: `rank ${blamed} ${what}; rank ${failed.rank} reported: ${reported}` };
   }
-  return { rank: failed.rank, description: `${describeExit(failed)}${fault ? `: ${fault.message}` : ''}` };
+  const own = describeExit(failed);
+  return { rank: failed.rank, summary: own, description: `${own}${fault ? `: ${fault.message.replace(/^rank \d+: /, '')}` : ''}` };
 }
 
 /** Send `sig` to a worker's process group (it leads one), falling back to the process itself. */
