@@ -6,8 +6,8 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseCompleteArgs, parseExtendArgs, parseSampleArgs } from '../src/cli/complete.js';
 import { readImageFile, runComplete, runEvaluate, runExtend, runSample } from '../src/cli/run-complete.js';
-import { resolveProGanConfig } from '../src/training/config-progan.js';
-import { trainProgan } from '../src/training/run-progan.js';
+import { resolveProGanConfig } from '../src/models/progan/config.js';
+import { trainProgan } from '../src/models/progan/run.js';
 import { UsageError } from '../src/util/errors.js';
 
 describe('parseCompleteArgs', () => {

@@ -1,3 +1,4 @@
+import { horizontalFlip, imageExamples } from '../src/data/examples.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,9 +12,9 @@ import { cornerTiles } from '../src/data/corner-dataset.js';
 import { Pipeline } from '../src/data/pipeline.js';
 import { syntheticTiles } from '../src/data/synthetic.js';
 import { loadLatestCheckpoint, listCheckpoints } from '../src/training/checkpoint.js';
-import { resolveWaeConfig, type WaeTrainConfig } from '../src/training/config.js';
-import { WaeObjective, waeArgsFromConfig } from '../src/training/objectives/wae.js';
-import { trainWae, loadWae } from '../src/training/run-wae.js';
+import { resolveWaeConfig, type WaeTrainConfig } from '../src/models/wae/config.js';
+import { WaeObjective, waeArgsFromConfig } from '../src/models/wae/objective.js';
+import { trainWae, loadWae } from '../src/models/wae/run.js';
 import { train } from '../src/training/trainer.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -73,7 +74,7 @@ describe('WAE training on the tiny preset', () => {
       model: waeArgsFromConfig(config.wae, 1), kernel: 'imq', lambda: 100, optim: config.optim, seed: 1,
       sampleImages: [await ds.get(0), await ds.get(1)],
     });
-    const pipeline = new Pipeline(ds, { batchSize: 16, seed: 1, rank: 0, worldSize: 1, flip: true, prefetch: 2 });
+    const pipeline = new Pipeline(imageExamples(ds), { batchSize: 16, seed: 1, rank: 0, worldSize: 1, augment: [horizontalFlip()], prefetch: 2 });
     try {
       // The first step creates the optimizer's slots; after that the count must not move.
       await train({ objective, pipeline, loop: { ...config.loop, steps: 1 }, runDir, progress: false, handleSignals: false });

@@ -3,19 +3,10 @@
  * numbers), named presets, precedence defaults < preset < saved run config < --config file < flags,
  * and validation that names the flag to fix.
  */
-import type { LossCombination } from '../losses/wgan-gp.js';
-import { UsageError } from '../util/errors.js';
-import {
-  defaultDataConfig,
-  resolveConfig,
-  resolveWaeConfig,
-  WAE_PRESETS,
-  type ConfigLayers,
-  type DataConfig,
-  type LoopConfig,
-  type PartialConfig,
-  type WaeTrainConfig,
-} from './config.js';
+import type { LossCombination } from '../../losses/wgan-gp.js';
+import { UsageError } from '../../util/errors.js';
+import { defaultDataConfig, resolveConfig, type ConfigLayers, type DataConfig, type LoopConfig, type PartialConfig } from '../../training/config.js';
+import { resolveWaeConfig, WAE_PRESETS, type WaeTrainConfig } from '../wae/config.js';
 import { CERN_SCHEDULE, defaultScheduleConfig, type ScheduleConfig } from './schedule.js';
 
 /** The generator and the two discriminators. */
