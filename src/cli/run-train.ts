@@ -1,8 +1,9 @@
 /** The body of `proggan train`, loaded only when a training command actually runs. */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { initBackend } from '../backend/index.js';
 import { listCheckpoints } from '../training/checkpoint.js';
+import { writeRunConfig } from '../training/run-dir.js';
 import { findModel, MODELS } from '../models/registry.js';
 import type { ModelConfig } from '../models/unit.js';
 import { readConfigFile, resolveConfig } from '../training/config.js';
@@ -57,6 +58,11 @@ export async function runTrain(req: TrainRequest, models: ModelList = MODELS): P
   const strategy = await processStrategy({ logger: log });
   let result;
   try {
+    // Every model's run directory starts with its resolved config (what --resume reads back).
+    if (strategy.rank === 0) {
+      mkdirSync(runDir, { recursive: true });
+      writeRunConfig(runDir, config);
+    }
     const runtime = await findModel(req.model, models).load();
     result = await runtime.train({ config, runDir, resume: req.resume, logger: log, strategy, ...(req.timeline ? { timeline: resolve(req.timeline) } : {}) });
   } finally {
