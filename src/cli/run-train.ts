@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { initBackend } from '../backend/index.js';
 import { listCheckpoints } from '../training/checkpoint.js';
 import { writeRunConfig } from '../training/run-dir.js';
+import { checkConfigLayer } from '../models/check-config.js';
 import { findModel, MODELS } from '../models/registry.js';
 import type { ModelConfig } from '../models/unit.js';
 import { readConfigFile, resolveConfig } from '../training/config.js';
@@ -26,13 +27,16 @@ export function resolveTrainConfig(req: TrainRequest, runDir: string, models: Mo
     saved = JSON.parse(readFileSync(savedPath, 'utf8')) as Record<string, unknown>;
     if (saved['model'] !== req.model) throw new UsageError(`--resume: ${runDir} holds a ${String(saved['model'])} run, not ${req.model}`);
   }
+  const unit = findModel(req.model, models);
+  if (saved) checkConfigLayer(unit, saved, savedPath, models);
+  const file = req.configFile !== undefined ? readConfigFile(req.configFile) : undefined;
+  if (file) checkConfigLayer(unit, file, `--config ${req.configFile}`, models);
   const layers = {
     ...(req.preset !== undefined ? { preset: req.preset } : {}),
     ...(saved ? { saved } : {}),
-    ...(req.configFile !== undefined ? { file: readConfigFile(req.configFile) } : {}),
+    ...(file ? { file } : {}),
   };
   // toTrainRequest shaped the flags after req.model's config.
-  const unit = findModel(req.model, models);
   return resolveConfig(unit.defaults(), unit.presets, { ...layers, flags: req.flags }, (c) => unit.validate(c));
 }
 

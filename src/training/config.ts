@@ -163,3 +163,20 @@ export const IMAGE_DATA_FLAGS: readonly ConfigFlag[] = [
 
 /** Optional keys of {@link DataConfig} (absent from its defaults). */
 export const IMAGE_DATA_OPTIONAL_KEYS = { 'data.dir': 'string' } as const;
+
+/**
+ * Range checks every model's loop and Adam settings share; throws a UsageError naming the flag (or
+ * the config key when no flag sets it).
+ */
+export function validateLoopAndAdam(loop: LoopConfig, adam?: { beta1: number; beta2: number; epsilon: number }): void {
+  const fail = (flag: string, msg: string): never => {
+    throw new UsageError(`${flag}: ${msg}`);
+  };
+  if (!Number.isInteger(loop.keepCheckpoints) || loop.keepCheckpoints < 1) fail('loop.keepCheckpoints', `must be an integer >= 1, got ${loop.keepCheckpoints}`);
+  if (!Number.isInteger(loop.maxNonFinite) || loop.maxNonFinite < 1) fail('loop.maxNonFinite', `must be an integer >= 1, got ${loop.maxNonFinite}`);
+  if (adam) {
+    if (!(adam.beta1 >= 0 && adam.beta1 < 1)) fail('optim.beta1', `must be in [0, 1), got ${adam.beta1}`);
+    if (!(adam.beta2 >= 0 && adam.beta2 < 1)) fail('optim.beta2', `must be in [0, 1), got ${adam.beta2}`);
+    if (!(adam.epsilon > 0)) fail('optim.epsilon', `must be > 0, got ${adam.epsilon}`);
+  }
+}

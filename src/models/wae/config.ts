@@ -4,7 +4,7 @@
  */
 import type { MmdKernel } from '../../losses/mmd.js';
 import { UsageError } from '../../util/errors.js';
-import { defaultDataConfig, resolveConfig, type ConfigLayers, type DataConfig, type LoopConfig, type OptimConfig, type PartialConfig } from '../../training/config.js';
+import { defaultDataConfig, resolveConfig, validateLoopAndAdam, type ConfigLayers, type DataConfig, type LoopConfig, type OptimConfig, type PartialConfig } from '../../training/config.js';
 /** The WAE network. */
 export interface WaeModelConfig {
   /** Side of one corner tile in pixels (the full image is twice that). Default 128. */
@@ -91,6 +91,7 @@ export function validateWaeConfig(c: WaeTrainConfig): void {
   if (!['imq', 'rbf', 'cern'].includes(c.loss.kernel)) fail('--mmd-kernel', `must be imq, rbf or cern, got ${String(c.loss.kernel)}`);
   if (!(c.loss.lambda >= 0)) fail('--mmd-weight', `must be >= 0, got ${c.loss.lambda}`);
   if (!(c.optim.lr > 0)) fail('--lr', `must be > 0, got ${c.optim.lr}`);
+  validateLoopAndAdam(c.loop, c.optim);
   if (!Number.isInteger(c.loop.steps) || c.loop.steps < 0) fail('--steps', `must be a non-negative integer, got ${c.loop.steps}`);
   if (!Number.isInteger(c.loop.batchSize) || c.loop.batchSize < 2) fail('--batch-size', `must be an integer >= 2 (MMD compares pairs), got ${c.loop.batchSize}`);
   if (!Number.isInteger(c.loop.seed)) fail('--seed', `must be an integer, got ${c.loop.seed}`);
