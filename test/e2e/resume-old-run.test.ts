@@ -9,10 +9,10 @@ import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseTrainArgs } from '../src/cli/train.js';
-import { runTrain } from '../src/cli/run-train.js';
+import { parseTrainArgs } from '../../src/cli/train.js';
+import { runTrain } from '../../src/cli/run-train.js';
 
-const FIXTURE = join(__dirname, 'fixtures', 'run-wae-v0');
+const FIXTURE = join(__dirname, '..', 'fixtures', 'run-wae-v0');
 
 describe('a run directory of the previous layout', () => {
   it('resumes and continues exactly as the old code did', async () => {

@@ -1,4 +1,4 @@
-import { horizontalFlip, imageExamples } from '../src/data/examples.js';
+import { horizontalFlip, imageExamples } from '../../src/data/examples.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,17 +7,17 @@ import { Writable } from 'node:stream';
 import * as tf from '@tensorflow/tfjs';
 import { pino } from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../src/backend/index.js';
-import { cornerTiles } from '../src/data/corner-dataset.js';
-import { Pipeline } from '../src/data/pipeline.js';
-import { syntheticTiles } from '../src/data/synthetic.js';
-import { loadLatestCheckpoint, listCheckpoints } from '../src/training/checkpoint.js';
-import { resolveWaeConfig, type WaeTrainConfig } from '../src/models/wae/config.js';
-import { WaeObjective, waeArgsFromConfig } from '../src/models/wae/objective.js';
-import { trainWae, loadWae } from '../src/models/wae/run.js';
-import { train } from '../src/training/trainer.js';
+import { initBackend } from '../../src/backend/index.js';
+import { cornerTiles } from '../../src/data/corner-dataset.js';
+import { Pipeline } from '../../src/data/pipeline.js';
+import { syntheticTiles } from '../../src/data/synthetic.js';
+import { loadLatestCheckpoint, listCheckpoints } from '../../src/training/checkpoint.js';
+import { resolveWaeConfig, type WaeTrainConfig } from '../../src/models/wae/config.js';
+import { WaeObjective, waeArgsFromConfig } from '../../src/models/wae/objective.js';
+import { trainWae, loadWae } from '../../src/models/wae/run.js';
+import { train } from '../../src/training/trainer.js';
 
-const ROOT = join(import.meta.dirname, '..');
+const ROOT = join(import.meta.dirname, '..', '..');
 
 function tinyConfig(over: Partial<WaeTrainConfig['loop']> = {}): WaeTrainConfig {
   const c = resolveWaeConfig({ preset: 'tiny' });

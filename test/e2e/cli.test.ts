@@ -3,11 +3,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseTrainArgs } from '../src/cli/train.js';
-import { resolveTrainConfig } from '../src/cli/run-train.js';
-import { UsageError } from '../src/util/errors.js';
-import type { WaeTrainConfig } from '../src/models/wae/config.js';
-import type { ProGanTrainConfig } from '../src/models/progan/config.js';
+import { parseTrainArgs } from '../../src/cli/train.js';
+import { resolveTrainConfig } from '../../src/cli/run-train.js';
+import { UsageError } from '../../src/util/errors.js';
+import type { WaeTrainConfig } from '../../src/models/wae/config.js';
+import type { ProGanTrainConfig } from '../../src/models/progan/config.js';
 
 function wae(c: ReturnType<typeof resolveTrainConfig>): WaeTrainConfig {
   if (c.model !== 'wae') throw new Error(`expected a wae config, got ${c.model}`);
@@ -103,13 +103,13 @@ describe('bin/proggan.js', () => {
   it('prints help without loading tfjs', () => {
     const probe = `process.on('exit', () => console.log('TFJS_LOADED=' + (typeof globalThis._tfengine !== 'undefined')));
       const m = await import('./dist/cli/main.js'); await m.main(['--help']);`;
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { cwd: join(import.meta.dirname, '..'), encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { cwd: join(import.meta.dirname, '..', '..'), encoding: 'utf8' });
     expect(r.stdout).toMatch(/proggan train/);
     expect(r.stdout).toMatch(/TFJS_LOADED=false/);
   });
 
   it('names the flag on a usage error and exits 2', () => {
-    const r = spawnSync(process.execPath, ['bin/proggan.js', 'train', '--resume'], { cwd: join(import.meta.dirname, '..'), encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['bin/proggan.js', 'train', '--resume'], { cwd: join(import.meta.dirname, '..', '..'), encoding: 'utf8' });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--resume needs --run-dir/);
   });

@@ -9,16 +9,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { parseTrainArgs } from '../src/cli/train.js';
-import { runTrain } from '../src/cli/run-train.js';
-import { Pipeline, type ExampleDataset } from '../src/data/pipeline.js';
-import { MODELS } from '../src/models/registry.js';
-import { defineModel, type ModelTrainOptions } from '../src/models/unit.js';
-import { LOOP_FLAGS, type LoopConfig } from '../src/training/config.js';
-import { batchField, type Batch, type Objective, type Phase, type PhaseResult } from '../src/training/objective.js';
-import { report } from '../src/training/stats.js';
-import { train } from '../src/training/trainer.js';
-import { UsageError } from '../src/util/errors.js';
+import { parseTrainArgs } from '../../src/cli/train.js';
+import { runTrain } from '../../src/cli/run-train.js';
+import { Pipeline, type ExampleDataset } from '../../src/data/pipeline.js';
+import { MODELS } from '../../src/models/registry.js';
+import { defineModel, type ModelTrainOptions } from '../../src/models/unit.js';
+import { LOOP_FLAGS, type LoopConfig } from '../../src/training/config.js';
+import { batchField, type Batch, type Objective, type Phase, type PhaseResult } from '../../src/training/objective.js';
+import { report } from '../../src/training/stats.js';
+import { train } from '../../src/training/trainer.js';
+import { UsageError } from '../../src/util/errors.js';
 
 interface LinRegConfig {
   model: 'linreg';
