@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cornerFlips, CORNERS, flipH, flipV, joinCorners, orientCorner, splitCorners } from '../src/data/corners.js';
 import { Pipeline, type ExampleDataset, type HostBatch, type ImageDataset, type PipelineOptions } from '../src/data/pipeline.js';
-import { horizontalFlip, imageExamples } from '../src/data/examples.js';
+import { cachedExamples, horizontalFlip, imageExamples } from '../src/data/examples.js';
 import { syntheticTiles } from '../src/data/synthetic.js';
 
 const RES = 4;
@@ -244,6 +244,21 @@ describe('Pipeline over any example spec', () => {
     await take(a, 4);
     const again = new Pipeline(ds, { batchSize: 2, seed: 7, worldSize: 2, rank: 1, state: a.getState() });
     expect(await take(again, 2)).toEqual(full.slice(4));
+  });
+
+  it('caches any dataset\'s examples, and a flip never writes into a cached example', async () => {
+    let reads = 0;
+    const base = showers(6);
+    const counted: ExampleDataset = { ...base, get: (i) => ((reads += 1), base.get(i)) };
+    const ds = cachedExamples(counted);
+    const a = await take(new Pipeline(ds, { batchSize: 3, seed: 1, prefetch: 0 }), 6);
+    expect(reads).toBe(6);
+    expect(await take(new Pipeline(ds, { batchSize: 3, seed: 1, prefetch: 0 }), 6)).toEqual(a);
+    expect(reads).toBe(6);
+    const imgs = cachedExamples(imageExamples(new FakeDataset(8, false)));
+    const before = Float32Array.from((await imgs.get(0))['images'] as Float32Array);
+    await take(new Pipeline(imgs, { batchSize: 4, seed: 2, augment: [horizontalFlip()] }), 6);
+    expect((await imgs.get(0))['images']).toEqual(before);
   });
 
   it('names the example and field whose size does not match the spec', async () => {

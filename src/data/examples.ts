@@ -42,3 +42,27 @@ export function horizontalFlip(field = 'images'): Augmentation {
     },
   };
 }
+
+/**
+ * Keep every example of `ds` in memory after its first read (for datasets whose examples are costly
+ * to make and small enough to hold, e.g. decoded showers). Works for any spec: the pipeline and the
+ * augmentations never write into an example's arrays.
+ */
+export function cachedExamples(ds: ExampleDataset): ExampleDataset {
+  const cache = new Map<number, Promise<Example>>();
+  return {
+    size: ds.size,
+    spec: ds.spec,
+    get: (i) => {
+      let p = cache.get(i);
+      if (p === undefined) {
+        p = ds.get(i);
+        cache.set(i, p);
+        // A failed read is retried next time rather than cached.
+        p.catch(() => cache.delete(i));
+      }
+      return p;
+    },
+    name: (i) => ds.name(i),
+  };
+}

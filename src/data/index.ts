@@ -16,4 +16,4 @@ export { syntheticTiles, renderTile, SyntheticTileDataset, type SyntheticTilesOp
 export { splitCorners, joinCorners, flipH, flipV, cornerFlips, orientCorner, CORNERS, type Corner } from './corners.js';
 export { Pipeline, type ImageDataset, type HostBatch, type HostField, type PipelineState, type PipelineOptions } from './pipeline.js';
 export type { Augmentation, Example, ExampleDataset, ExampleSpec, FieldSpec, FieldDtype } from './pipeline.js';
-export { imageExamples, horizontalFlip } from './examples.js';
+export { imageExamples, horizontalFlip, cachedExamples } from './examples.js';
