@@ -158,7 +158,7 @@ describe('proggan train wae (CLI)', () => {
     }
     // Every step's status record appears once: none lost, none repeated.
     expect(readStats(killed).map((s) => s['step'])).toEqual([4, 8, 12, 16, 20, 24]);
-  });
+  }, 300_000); // three whole CLI runs in subprocesses: allow for a loaded shared machine
 
   it('SIGTERM: finishes the current step, checkpoints it and exits 130 promptly', async () => {
     const runDir = mkdtempSync(join(tmpdir(), 'proggan-term-'));
