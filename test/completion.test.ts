@@ -9,9 +9,9 @@ import {
   type CornerCompleter,
 } from '../src/completion/index.js';
 import { flipH, flipV, type Corner } from '../src/data/corners.js';
-import { defaultWaeArgs } from '../src/models/wae.js';
-import { ProGanGenerator } from '../src/models/progan.js';
-import { WaeObjective } from '../src/training/objectives/wae.js';
+import { defaultWaeArgs } from '../src/models/wae/networks.js';
+import { ProGanGenerator } from '../src/models/progan/networks.js';
+import { WaeObjective } from '../src/models/wae/objective.js';
 import { Rng } from '../src/util/random.js';
 
 beforeAll(async () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cornerFlips, CORNERS, flipH, flipV, joinCorners, orientCorner, splitCorners } from '../src/data/corners.js';
-import { Pipeline, type Batch, type ImageDataset, type PipelineOptions } from '../src/data/pipeline.js';
+import { Pipeline, type ExampleDataset, type HostBatch, type ImageDataset, type PipelineOptions } from '../src/data/pipeline.js';
+import { cachedExamples, horizontalFlip, imageExamples } from '../src/data/examples.js';
 import { syntheticTiles } from '../src/data/synthetic.js';
 
 const RES = 4;
@@ -29,14 +30,21 @@ class FakeDataset implements ImageDataset {
   }
 }
 
-async function take(p: Pipeline, n: number): Promise<Batch[]> {
-  const out: Batch[] = [];
+async function take(p: Pipeline, n: number): Promise<HostBatch[]> {
+  const out: HostBatch[] = [];
   for (let k = 0; k < n; k++) out.push(await p.next());
   return out;
 }
 
-function pipe(ds: ImageDataset, opts: PipelineOptions): Pipeline {
-  return new Pipeline(ds, opts);
+/** A pipeline over an image dataset's examples (`images`), with the injected flip when `flip` is set. */
+function pipe(ds: ImageDataset, opts: PipelineOptions & { flip?: boolean }): Pipeline {
+  const { flip, ...rest } = opts;
+  return new Pipeline(imageExamples(ds), { ...rest, augment: flip ? [horizontalFlip()] : [] });
+}
+
+/** The images of a batch. */
+function images(b: HostBatch): Float32Array {
+  return b.fields['images']?.data as Float32Array;
 }
 
 describe('Pipeline sharding', () => {
@@ -55,7 +63,7 @@ describe('Pipeline sharding', () => {
         const batches = await take(p, perEpoch);
         for (const [k, b] of batches.entries()) {
           expect(b.epoch).toBe(0);
-          expect(b.shape).toEqual([batchSize, RES, RES, CH]);
+          expect(b.fields['images']?.shape).toEqual([batchSize, RES, RES, CH]);
           // Rank r takes the r-th slice of global batch k.
           const start = k * batchSize * worldSize + rank * batchSize;
           expect(b.indices).toEqual(order0.slice(start, start + batchSize));
@@ -64,7 +72,7 @@ describe('Pipeline sharding', () => {
             seen.add(i);
           }
           // The data is the images of those indices.
-          expect(b.data[0]).toBeCloseTo(FakeDataset.value(b.indices[0] as number, 0, 0, 0), 7);
+          expect(images(b)[0]).toBeCloseTo(FakeDataset.value(b.indices[0] as number, 0, 0, 0), 7);
         }
         // The next batch belongs to epoch 1, in a new order.
         const next = await p.next();
@@ -95,14 +103,14 @@ describe('Pipeline sharding', () => {
   });
 
   it('refuses a dataset smaller than one global batch', () => {
-    expect(() => pipe(new FakeDataset(5), { batchSize: 2, worldSize: 3 })).toThrow(/5 images, fewer than one global batch of 6/);
+    expect(() => pipe(new FakeDataset(5), { batchSize: 2, worldSize: 3 })).toThrow(/5 examples, fewer than one global batch of 6/);
     expect(() => pipe(new FakeDataset(5), { batchSize: 2, worldSize: 2, rank: 2 })).toThrow(/rank/);
   });
 });
 
 describe('Pipeline determinism and resume', () => {
   it('does not depend on prefetch depth', async () => {
-    const runs: Batch[][] = [];
+    const runs: HostBatch[][] = [];
     for (const prefetch of [0, 1, 5]) runs.push(await take(pipe(new FakeDataset(10), { batchSize: 3, seed: 9, flip: true, prefetch }), 8));
     expect(runs[1]).toEqual(runs[0]);
     expect(runs[2]).toEqual(runs[0]);
@@ -144,7 +152,7 @@ describe('Pipeline determinism and resume', () => {
 
   it('rejects a state from another dataset size or seed', () => {
     const p = pipe(new FakeDataset(10), { batchSize: 2, seed: 1 });
-    expect(() => p.setState({ epoch: 0, cursor: 2, seed: 1, datasetSize: 11 })).toThrow(/11 images/);
+    expect(() => p.setState({ epoch: 0, cursor: 2, seed: 1, datasetSize: 11 })).toThrow(/11 examples/);
     expect(() => p.setState({ epoch: 0, cursor: 2, seed: 2, datasetSize: 10 })).toThrow(/seed 2/);
     expect(() => p.setState({ epoch: -1, cursor: 0, seed: 1, datasetSize: 10 })).toThrow(/invalid position/);
   });
@@ -154,7 +162,7 @@ describe('Pipeline determinism and resume', () => {
     const a = await take(pipe(ds, { batchSize: 8, seed: 2, flip: true }), 5);
     const b = await take(pipe(ds, { batchSize: 8, seed: 2, flip: true }), 5);
     expect(b).toEqual(a);
-    const flags = a.flatMap((x) => x.flipped);
+    const flags = a.flatMap((x) => x.augmented['flip'] ?? []);
     const flips = flags.filter(Boolean).length;
     expect(flips).toBeGreaterThan(5);
     expect(flips).toBeLessThan(35);
@@ -163,14 +171,14 @@ describe('Pipeline determinism and resume', () => {
     const per = RES * RES * CH;
     for (const batch of a) {
       batch.indices.forEach((idx, k) => {
-        const img = batch.data.subarray(k * per, (k + 1) * per);
+        const img = images(batch).subarray(k * per, (k + 1) * per);
         // Pixel (y=1, x=0, c=2) holds the source pixel at x=0, or at x=RES-1 when flipped.
-        const srcX = batch.flipped[k] ? RES - 1 : 0;
+        const srcX = batch.augmented['flip']?.[k] ? RES - 1 : 0;
         expect(img[(1 * RES + 0) * CH + 2]).toBeCloseTo(FakeDataset.value(idx, 1, srcX, 2), 7);
       });
     }
     const plain = await take(pipe(ds, { batchSize: 8, seed: 2 }), 2);
-    expect(plain.flatMap((x) => x.flipped).some(Boolean)).toBe(false);
+    expect(plain.flatMap((x) => x.augmented['flip'] ?? []).some(Boolean)).toBe(false);
   });
 
   it('reports a failing image and retries the same batch on the next call', async () => {
@@ -196,9 +204,66 @@ describe('Pipeline determinism and resume', () => {
   it('feeds synthetic tiles', async () => {
     const ds = syntheticTiles({ count: 12, resolution: 16, channels: 1, seed: 0 });
     const b = await pipe(ds, { batchSize: 4, seed: 1, flip: true }).next();
-    expect(b.shape).toEqual([4, 16, 16, 1]);
-    expect(b.data.length).toBe(4 * 16 * 16);
-    expect(b.data.every((v) => v >= -1 && v <= 1)).toBe(true);
+    expect(b.fields['images']?.shape).toEqual([4, 16, 16, 1]);
+    expect(images(b).length).toBe(4 * 16 * 16);
+    expect(images(b).every((v) => v >= -1 && v <= 1)).toBe(true);
+  });
+});
+
+/** Shower-like examples: a [3, 3, 2, 1] deposit, a scalar energy and an int32 label, all derived from i. */
+function showers(size: number): ExampleDataset {
+  return {
+    size,
+    spec: { ecal: { shape: [3, 3, 2, 1], dtype: 'float32' }, energy: { shape: [], dtype: 'float32' }, label: { shape: [], dtype: 'int32' } },
+    get: async (i) => ({ ecal: new Float32Array(18).fill(i), energy: Float32Array.of(i * 10), label: Int32Array.of(i) }),
+    name: (i) => `shower#${i}`,
+  };
+}
+
+describe('Pipeline over any example spec', () => {
+  it('batches every declared field with its shape and dtype, sharded and resumable', async () => {
+    const ds = showers(11);
+    const full = await take(new Pipeline(ds, { batchSize: 2, seed: 7, worldSize: 2, rank: 1 }), 6);
+    const b = full[0] as HostBatch;
+    expect(b.fields['ecal']?.shape).toEqual([2, 3, 3, 2, 1]);
+    expect(b.fields['energy']?.shape).toEqual([2]);
+    expect(b.fields['label']?.data).toBeInstanceOf(Int32Array);
+    // The fields of one example stay together: energy = 10 * label, every ecal value = label.
+    for (const x of full) {
+      x.indices.forEach((idx, k) => {
+        expect(x.fields['label']?.data[k]).toBe(idx);
+        expect(x.fields['energy']?.data[k]).toBe(idx * 10);
+        expect(x.fields['ecal']?.data[k * 18 + 17]).toBe(idx);
+      });
+    }
+    // Rank 0 sees the other half of each global batch.
+    const r0 = await take(new Pipeline(ds, { batchSize: 2, seed: 7, worldSize: 2, rank: 0 }), 6);
+    r0.forEach((x, i) => expect(x.indices.some((v) => full[i]?.indices.includes(v))).toBe(false));
+    // Exact resume.
+    const a = new Pipeline(ds, { batchSize: 2, seed: 7, worldSize: 2, rank: 1 });
+    await take(a, 4);
+    const again = new Pipeline(ds, { batchSize: 2, seed: 7, worldSize: 2, rank: 1, state: a.getState() });
+    expect(await take(again, 2)).toEqual(full.slice(4));
+  });
+
+  it('caches any dataset\'s examples, and a flip never writes into a cached example', async () => {
+    let reads = 0;
+    const base = showers(6);
+    const counted: ExampleDataset = { ...base, get: (i) => ((reads += 1), base.get(i)) };
+    const ds = cachedExamples(counted);
+    const a = await take(new Pipeline(ds, { batchSize: 3, seed: 1, prefetch: 0 }), 6);
+    expect(reads).toBe(6);
+    expect(await take(new Pipeline(ds, { batchSize: 3, seed: 1, prefetch: 0 }), 6)).toEqual(a);
+    expect(reads).toBe(6);
+    const imgs = cachedExamples(imageExamples(new FakeDataset(8, false)));
+    const before = Float32Array.from((await imgs.get(0))['images'] as Float32Array);
+    await take(new Pipeline(imgs, { batchSize: 4, seed: 2, augment: [horizontalFlip()] }), 6);
+    expect((await imgs.get(0))['images']).toEqual(before);
+  });
+
+  it('names the example and field whose size does not match the spec', async () => {
+    const bad: ExampleDataset = { ...showers(4), get: async () => ({ ecal: new Float32Array(5), energy: Float32Array.of(1), label: Int32Array.of(1) }) };
+    await expect(new Pipeline(bad, { batchSize: 2 }).next()).rejects.toThrow(/shower#\d has 5 values in "ecal", expected 3x3x2x1 = 18/);
   });
 });
 

@@ -107,20 +107,5 @@ describe('syntheticTiles', () => {
       expect(same).toBeLessThan(0.5 * other);
     }
   });
-
-  it('is fast enough to feed training (loose bounds; see the report for measured times)', () => {
-    const small = syntheticTiles({ count: 100, resolution: 64, channels: 3, seed: 9 });
-    for (let i = 0; i < 5; i++) small.generate(i);
-    let t0 = performance.now();
-    for (let i = 5; i < 45; i++) small.generate(i);
-    const ms64 = (performance.now() - t0) / 40;
-    const big = syntheticTiles({ count: 10, resolution: 256, channels: 1, seed: 9 });
-    big.generate(0);
-    t0 = performance.now();
-    for (let i = 1; i < 5; i++) big.generate(i);
-    const ms256 = (performance.now() - t0) / 4;
-    // The machine is shared; the bounds leave room for a loaded CPU.
-    expect(ms64).toBeLessThan(20);
-    expect(ms256).toBeLessThan(200);
-  });
+  // Generation speed (ms per tile at 64 and 256 px) is measured by test/bench/synthetic-tiles.mjs, not asserted here.
 });

@@ -10,7 +10,7 @@ import {
   ProGanGenerator,
   proganChannelsAt,
   proganResolutions,
-} from '../src/models/progan.js';
+} from '../src/models/progan/networks.js';
 
 beforeAll(async () => {
   tf.env().set('PROD', true);

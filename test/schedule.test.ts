@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { defaultProGanTrainConfig, encoderWaeConfig, resolveProGanConfig, scheduleConfigOf } from '../src/training/config-progan.js';
-import { CERN_SCHEDULE, defaultScheduleConfig, growthNimg, schedule, validateScheduleConfig, type ScheduleConfig } from '../src/training/schedule.js';
+import { defaultProGanTrainConfig, encoderWaeConfig, resolveProGanConfig, scheduleConfigOf } from '../src/models/progan/config.js';
+import { CERN_SCHEDULE, defaultScheduleConfig, growthNimg, schedule, validateScheduleConfig, type ScheduleConfig } from '../src/models/progan/schedule.js';
 
 // Corners 4 -> 8 -> 16 -> 32 with 1 kimg fades and 2 kimg stabilisation: the first resolution is stable
 // on [0, 2000), 8 fades on [2000, 3000) and is stable on [3000, 5000), 16 fades on [5000, 6000) ...

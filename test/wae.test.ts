@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildWae, buildWaeDecoder, buildWaeEncoder, defaultWaeArgs, type WaeArgs } from '../src/models/wae.js';
+import { buildWae, buildWaeDecoder, buildWaeEncoder, defaultWaeArgs, type WaeArgs } from '../src/models/wae/networks.js';
 import { Rng } from '../src/util/random.js';
 
 beforeAll(async () => {

@@ -21,6 +21,7 @@ import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { availableParallelism, totalmem } from 'node:os';
 import { loadNativeAddon } from '../util/addon.js';
+import { ACTIVATIONS, BINARY_OPS, REDUCE_OPS, UNARY_OPS } from './op-codes.js';
 
 /** Name under which the backend is registered with tfjs. */
 export const NATIVE_BACKEND_NAME = 'native';
@@ -395,17 +396,17 @@ function activationCode(act: unknown): number | undefined {
     case undefined:
     case null:
     case 'linear':
-      return 0;
+      return ACTIVATIONS.Linear;
     case 'relu':
-      return 1;
+      return ACTIVATIONS.Relu;
     case 'relu6':
-      return 2;
+      return ACTIVATIONS.Relu6;
     case 'elu':
-      return 3;
+      return ACTIVATIONS.Elu;
     case 'leakyrelu':
-      return 4;
+      return ACTIVATIONS.Leaky;
     case 'sigmoid':
-      return 5;
+      return ACTIVATIONS.Sigmoid;
     default:
       return undefined;
   }
@@ -803,20 +804,20 @@ function nativeKernels(addon: NativeAddon): Map<string, NativeKernel> {
 
   // Elementwise unary ops.
   const unaryCodes: Array<[string, number]> = [
-    [tf.Relu, 0],
-    [tf.LeakyRelu, 1],
-    [tf.Square, 2],
-    [tf.Sqrt, 3],
-    [tf.Rsqrt, 4],
-    [tf.Neg, 5],
-    [tf.Exp, 6],
-    [tf.Log, 7],
-    [tf.Abs, 8],
-    [tf.Tanh, 9],
-    [tf.Sigmoid, 10],
-    [tf.Elu, 11],
-    [tf.Relu6, 12],
-    [tf.Reciprocal, 13],
+    [tf.Relu, UNARY_OPS.Relu],
+    [tf.LeakyRelu, UNARY_OPS.LeakyRelu],
+    [tf.Square, UNARY_OPS.Square],
+    [tf.Sqrt, UNARY_OPS.Sqrt],
+    [tf.Rsqrt, UNARY_OPS.Rsqrt],
+    [tf.Neg, UNARY_OPS.Neg],
+    [tf.Exp, UNARY_OPS.Exp],
+    [tf.Log, UNARY_OPS.Log],
+    [tf.Abs, UNARY_OPS.Abs],
+    [tf.Tanh, UNARY_OPS.Tanh],
+    [tf.Sigmoid, UNARY_OPS.Sigmoid],
+    [tf.Elu, UNARY_OPS.Elu],
+    [tf.Relu6, UNARY_OPS.Relu6],
+    [tf.Reciprocal, UNARY_OPS.Reciprocal],
   ];
   for (const [name, code] of unaryCodes) {
     k.set(name, ({ x }, backend, attrs) => {
@@ -830,19 +831,19 @@ function nativeKernels(addon: NativeAddon): Map<string, NativeKernel> {
 
   // Broadcasting binary ops (float32 in; float32 or bool out).
   const binaryCodes: Array<[string, number]> = [
-    [tf.Add, 0],
-    [tf.Sub, 1],
-    [tf.Multiply, 2],
-    [tf.RealDiv, 3],
-    [tf.Maximum, 4],
-    [tf.Minimum, 5],
-    [tf.SquaredDifference, 6],
-    [tf.Greater, 16],
-    [tf.GreaterEqual, 17],
-    [tf.Less, 18],
-    [tf.LessEqual, 19],
-    [tf.Equal, 20],
-    [tf.NotEqual, 21],
+    [tf.Add, BINARY_OPS.Add],
+    [tf.Sub, BINARY_OPS.Sub],
+    [tf.Multiply, BINARY_OPS.Mul],
+    [tf.RealDiv, BINARY_OPS.Div],
+    [tf.Maximum, BINARY_OPS.Max],
+    [tf.Minimum, BINARY_OPS.Min],
+    [tf.SquaredDifference, BINARY_OPS.SqDiff],
+    [tf.Greater, BINARY_OPS.Greater],
+    [tf.GreaterEqual, BINARY_OPS.GreaterEqual],
+    [tf.Less, BINARY_OPS.Less],
+    [tf.LessEqual, BINARY_OPS.LessEqual],
+    [tf.Equal, BINARY_OPS.Equal],
+    [tf.NotEqual, BINARY_OPS.NotEqual],
   ];
   for (const [name, code] of binaryCodes) {
     k.set(name, ({ a, b }, backend) => {
@@ -908,10 +909,10 @@ function nativeKernels(addon: NativeAddon): Map<string, NativeKernel> {
       else out.values.fill(code === 1 ? Number.NaN : 0);
       return out.info;
     };
-  k.set(tf.Sum, reduceKernel(0, 'axis'));
-  k.set(tf.Mean, reduceKernel(1, 'axis'));
-  k.set(tf.Max, reduceKernel(2, 'reductionIndices'));
-  k.set(tf.Min, reduceKernel(3, 'axis'));
+  k.set(tf.Sum, reduceKernel(REDUCE_OPS.Sum, 'axis'));
+  k.set(tf.Mean, reduceKernel(REDUCE_OPS.Mean, 'axis'));
+  k.set(tf.Max, reduceKernel(REDUCE_OPS.RMax, 'reductionIndices'));
+  k.set(tf.Min, reduceKernel(REDUCE_OPS.RMin, 'axis'));
 
   k.set(tf.Tile, ({ x }, backend, attrs) => {
     const xv = f32(backend, x);

@@ -140,7 +140,7 @@ async function openModel(req: Omit<ModelUseRequest, 'out'>): Promise<{ log: Logg
   const runDir = resolve(req.checkpoint);
   const st = await stat(runDir).catch(() => null);
   if (st === null || !st.isDirectory()) throw new UsageError(`--checkpoint ${req.checkpoint}: no such run directory (give the run directory of \`proggan train progan\`)`);
-  const { loadProgan } = await import('../training/run-progan.js');
+  const { loadProgan } = await import('../models/progan/run.js');
   let loaded: Awaited<ReturnType<typeof loadProgan>>;
   try {
     loaded = await loadProgan(runDir, { logger: log });

@@ -1,17 +1,17 @@
 /** The body of `proggan train`, loaded only when a training command actually runs. */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { initBackend } from '../backend/index.js';
 import { listCheckpoints } from '../training/checkpoint.js';
-import { readConfigFile, resolveWaeConfig } from '../training/config.js';
-import { trainWae } from '../training/run-wae.js';
-import { trainProgan } from '../training/run-progan.js';
-import { resolveProGanConfig, type ProGanTrainConfig } from '../training/config-progan.js';
-import type { PartialConfig, WaeTrainConfig } from '../training/config.js';
+import { writeRunConfig } from '../training/run-dir.js';
+import { checkConfigLayer } from '../models/check-config.js';
+import { findModel, MODELS } from '../models/registry.js';
+import type { ModelConfig } from '../models/unit.js';
+import { readConfigFile, resolveConfig } from '../training/config.js';
 import { UsageError } from '../util/errors.js';
 import { createCliLogger } from './logging.js';
 import { closeStrategy, processStrategy } from './workers.js';
-import type { TrainRequest } from './train.js';
+import type { ModelList, TrainRequest } from './train.js';
 
 function timestamp(d = new Date()): string {
   const p = (n: number) => String(n).padStart(2, '0');
@@ -19,7 +19,7 @@ function timestamp(d = new Date()): string {
 }
 
 /** Resolve the config of a train request (defaults < preset < saved run config < --config < flags). */
-export function resolveTrainConfig(req: TrainRequest, runDir: string) {
+export function resolveTrainConfig(req: TrainRequest, runDir: string, models: ModelList = MODELS): ModelConfig {
   let saved: Record<string, unknown> | undefined;
   const savedPath = join(runDir, 'config.json');
   if (req.resume) {
@@ -27,21 +27,23 @@ export function resolveTrainConfig(req: TrainRequest, runDir: string) {
     saved = JSON.parse(readFileSync(savedPath, 'utf8')) as Record<string, unknown>;
     if (saved['model'] !== req.model) throw new UsageError(`--resume: ${runDir} holds a ${String(saved['model'])} run, not ${req.model}`);
   }
+  const unit = findModel(req.model, models);
+  if (saved) checkConfigLayer(unit, saved, savedPath, models);
+  const file = req.configFile !== undefined ? readConfigFile(req.configFile) : undefined;
+  if (file) checkConfigLayer(unit, file, `--config ${req.configFile}`, models);
   const layers = {
     ...(req.preset !== undefined ? { preset: req.preset } : {}),
     ...(saved ? { saved } : {}),
-    ...(req.configFile !== undefined ? { file: readConfigFile(req.configFile) } : {}),
+    ...(file ? { file } : {}),
   };
   // toTrainRequest shaped the flags after req.model's config.
-  return req.model === 'wae'
-    ? resolveWaeConfig({ ...layers, flags: req.flags as PartialConfig<WaeTrainConfig> })
-    : resolveProGanConfig({ ...layers, flags: req.flags as PartialConfig<ProGanTrainConfig> });
+  return resolveConfig(unit.defaults(), unit.presets, { ...layers, flags: req.flags }, (c) => unit.validate(c));
 }
 
 /** Run a parsed `proggan train` request. */
-export async function runTrain(req: TrainRequest): Promise<void> {
+export async function runTrain(req: TrainRequest, models: ModelList = MODELS): Promise<void> {
   const runDir = resolve(req.runDir ?? join('runs', `${req.model}-${timestamp()}`));
-  const config = resolveTrainConfig(req, runDir);
+  const config = resolveTrainConfig(req, runDir, models) as ModelConfig & { loop: { steps: number } };
   if (req.dryRun) {
     process.stdout.write(`${JSON.stringify({ runDir, resume: req.resume, backend: req.backend ?? 'auto', config }, null, 2)}\n`);
     return;
@@ -60,11 +62,13 @@ export async function runTrain(req: TrainRequest): Promise<void> {
   const strategy = await processStrategy({ logger: log });
   let result;
   try {
-    if (config.model === 'wae') {
-      result = await trainWae({ config, runDir, resume: req.resume, logger: log, strategy, ...(req.timeline ? { timeline: resolve(req.timeline) } : {}) });
-    } else {
-      result = await trainProgan({ config, runDir, resume: req.resume, logger: log, strategy, ...(req.timeline ? { timeline: resolve(req.timeline) } : {}) });
+    // Every model's run directory starts with its resolved config (what --resume reads back).
+    if (strategy.rank === 0) {
+      mkdirSync(runDir, { recursive: true });
+      writeRunConfig(runDir, config);
     }
+    const runtime = await findModel(req.model, models).load();
+    result = await runtime.train({ config, runDir, resume: req.resume, logger: log, strategy, ...(req.timeline ? { timeline: resolve(req.timeline) } : {}) });
   } finally {
     await closeStrategy(strategy);
   }

@@ -20,8 +20,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { CORNERS, cornerFlips, flipH, flipV, orientCorner, splitCorners, type Corner } from '../data/corners.js';
-import type { ProGanGenerator } from '../models/progan.js';
-import type { WaeObjective } from '../training/objectives/wae.js';
+import type { ProGanGenerator } from '../models/progan/networks.js';
+import type { WaeCornerEncoder } from '../models/wae/networks.js';
 import { hashSeed } from '../util/random.js';
 
 /** Something that generates the bottom-right corner of 2R x 2R images from their other three corners. */
@@ -85,7 +85,7 @@ function isPowerOfTwo(n: number): boolean {
  * the generator run at `resolution` with `alpha`. When the encoder was trained at another corner side than `resolution`, corners are
  * box-downsampled (or nearest-upsampled) to the encoder's side first.
  */
-export function completerFromModels(generator: ProGanGenerator, encoder: WaeObjective, opts: ModelCompleterOptions = {}): CornerCompleter {
+export function completerFromModels(generator: ProGanGenerator, encoder: WaeCornerEncoder, opts: ModelCompleterOptions = {}): CornerCompleter {
   const g = generator.config;
   const zDim = opts.zDim ?? g.zDim;
   const resolution = opts.resolution ?? g.maxResolution;
@@ -94,7 +94,7 @@ export function completerFromModels(generator: ProGanGenerator, encoder: WaeObje
   const clip = opts.clip ?? true;
   const alpha = opts.alpha ?? 1;
   if (!(alpha >= 0 && alpha <= 1)) throw new Error(`completerFromModels: alpha must be in [0, 1], got ${alpha}`);
-  const enc = encoder.args.model;
+  const enc = encoder.encoderSpec;
   if (zDim !== g.zDim) throw new Error(`completerFromModels: zDim ${zDim} does not match the generator's zDim ${g.zDim}`);
   if (!isPowerOfTwo(resolution) || resolution < 4 || resolution > g.maxResolution) {
     throw new Error(`completerFromModels: resolution must be a power of two in [4, ${g.maxResolution}] (the generator's maxResolution), got ${resolution}`);

@@ -14,4 +14,6 @@ export {
 } from './images.js';
 export { syntheticTiles, renderTile, SyntheticTileDataset, type SyntheticTilesOptions } from './synthetic.js';
 export { splitCorners, joinCorners, flipH, flipV, cornerFlips, orientCorner, CORNERS, type Corner } from './corners.js';
-export { Pipeline, type ImageDataset, type Batch, type PipelineState, type PipelineOptions } from './pipeline.js';
+export { Pipeline, type ImageDataset, type HostBatch, type HostField, type PipelineState, type PipelineOptions } from './pipeline.js';
+export type { Augmentation, Example, ExampleDataset, ExampleSpec, FieldSpec, FieldDtype } from './pipeline.js';
+export { imageExamples, horizontalFlip, cachedExamples } from './examples.js';

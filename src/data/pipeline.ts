@@ -1,12 +1,15 @@
 /**
- * The input pipeline: shuffle, shard, batch and prefetch images from an {@link ImageDataset} into
- * NHWC Float32Array batches. Tensor-free: the trainer turns batches into tensors.
+ * The input pipeline: shuffle, shard, batch and prefetch the typed examples of an
+ * {@link ExampleDataset} (an image, a calorimeter shower with its energy and angle, ...) into one
+ * array per declared field. Tensor-free: the trainer turns a {@link HostBatch}'s fields into the
+ * named tensors of a batch, after the dataset's {@link ExampleSpec}.
  *
  * Order: every epoch has one global permutation of the dataset, drawn from (seed, epoch) and so the
  * same on every rank. A global batch is `worldSize * batchSize` consecutive items of that order; rank
- * r takes the r-th slice of `batchSize` items. The random horizontal flip of an item is a pure
- * function of (seed, epoch, position in the order), so batches depend neither on prefetch depth nor
- * on where a run was resumed.
+ * r takes the r-th slice of `batchSize` items. Augmentations are injected ({@link Augmentation}, e.g.
+ * the image flip of data/examples.ts); each one's random choice for an item is a pure function of
+ * (seed, augmentation name, epoch, position in the order), so batches depend neither on prefetch depth
+ * nor on where a run was resumed.
  */
 
 import { hashSeed, Rng } from '../util/random.js';
@@ -25,18 +28,67 @@ export interface ImageDataset {
   name(i: number): string;
 }
 
-/** One batch of images for this rank. */
-export interface Batch {
-  /** Images, NHWC float32 in [-1, 1]. */
-  data: Float32Array;
-  /** [N, H, W, C] of `data`. */
-  shape: [number, number, number, number];
+/** Element type of one field of an example. */
+export type FieldDtype = 'float32' | 'int32';
+
+/** Shape (without the batch axis; `[]` for a scalar) and dtype of one field of an example. */
+export interface FieldSpec {
+  /** Shape of one example's value, e.g. `[H, W, C]` for an image, `[]` for an energy. */
+  readonly shape: readonly number[];
+  /** Element type. */
+  readonly dtype: FieldDtype;
+}
+
+/** The declared fields of every example of a dataset, by name (e.g. `{ images: [H, W, C] }`). */
+export type ExampleSpec = Readonly<Record<string, FieldSpec>>;
+
+/** One example: a flat array per field of the dataset's {@link ExampleSpec}, row-major. */
+export type Example = Readonly<Record<string, Float32Array | Int32Array>>;
+
+/** A finite, indexable set of typed examples with a declared shape. */
+export interface ExampleDataset {
+  /** Number of examples. */
+  readonly size: number;
+  /** Name, shape and dtype of every field of an example. */
+  readonly spec: ExampleSpec;
+  /** Example i (its arrays may be shared with a cache: augmentations copy, never write in place). */
+  get(i: number): Promise<Example>;
+  /** Name of example i for error messages and logs. */
+  name(i: number): string;
+}
+
+/**
+ * A random transformation of one example, injected into the pipeline (e.g. a horizontal image flip).
+ * `seed` is a 32-bit hash of (pipeline seed, `name`, epoch, position), the same on every rank and
+ * after a resume. Return `null` to leave the example as it is.
+ */
+export interface Augmentation {
+  /** Stable name; part of the seed of its random choices and the key of {@link HostBatch.augmented}. */
+  readonly name: string;
+  /** The transformed example (new arrays), or null when this item is left alone. */
+  apply(example: Example, spec: ExampleSpec, seed: number): Example | null;
+}
+
+/** One field of a {@link HostBatch}: the batch's values of one declared field. */
+export interface HostField {
+  /** Values of every example, concatenated (row-major, batch axis first). */
+  data: Float32Array | Int32Array;
+  /** `[N, ...spec.shape]`. */
+  shape: number[];
+  /** Element type. */
+  dtype: FieldDtype;
+}
+
+/** One batch of examples for this rank, as host arrays (the trainer makes the tensors). */
+export interface HostBatch {
+  /** One entry per field of the dataset's spec. */
+  fields: Record<string, HostField>;
   /** Epoch the batch belongs to (0-based). */
   epoch: number;
-  /** Dataset index of each image in the batch. */
+  /** Dataset index of each example in the batch. */
   indices: number[];
-  /** Whether each image was mirrored left-right by the flip augmentation. */
-  flipped: boolean[];
+  /** Per augmentation name, whether it changed each example (e.g. `augmented.flip[k]`). */
+  augmented: Record<string, boolean[]>;
 }
 
 /** Position of a pipeline: plain JSON, stored in checkpoints. */
@@ -61,8 +113,8 @@ export interface PipelineOptions {
   rank?: number;
   /** Number of replicas sharing each global batch; default 1. */
   worldSize?: number;
-  /** Random horizontal flip augmentation (seeded, deterministic); default false. */
-  flip?: boolean;
+  /** Augmentations applied to each example in order (seeded, deterministic); default none. */
+  augment?: readonly Augmentation[];
   /** Number of batches decoded ahead of the one being consumed; default 2 (0 disables). */
   prefetch?: number;
   /**
@@ -79,18 +131,19 @@ export interface PipelineOptions {
 interface BatchPlan {
   epoch: number;
   indices: number[];
-  flipped: boolean[];
+  /** Position of each item in the epoch's order (the seed of its augmentations). */
+  positions: number[];
   /** Position after this batch. */
   after: { epoch: number; cursor: number };
 }
 
 interface Pending {
   plan: BatchPlan;
-  promise: Promise<Batch>;
+  promise: Promise<HostBatch>;
 }
 
 /**
- * Shuffled, sharded, batched and prefetched iteration over an {@link ImageDataset}, with an exact,
+ * Shuffled, sharded, batched and prefetched iteration over an {@link ExampleDataset}, with an exact,
  * serialisable position.
  */
 export class Pipeline {
@@ -106,12 +159,12 @@ export class Pipeline {
   readonly globalBatchSize: number;
   /** Whether the incomplete last global batch of an epoch is dropped. */
   readonly dropLast: boolean;
-  /** Whether random horizontal flips are applied. */
-  readonly flip: boolean;
+  /** Augmentations applied to each example. */
+  readonly augment: readonly Augmentation[];
   /** Prefetch depth in batches. */
   readonly prefetch: number;
 
-  private readonly dataset: ImageDataset;
+  private readonly dataset: ExampleDataset;
   /** Position after the last batch returned by next(). */
   private returned: { epoch: number; cursor: number };
   /** Position after the last batch planned (returned or prefetched). */
@@ -123,7 +176,7 @@ export class Pipeline {
   private orderEpoch = -1;
   private order: number[] = [];
 
-  constructor(dataset: ImageDataset, opts: PipelineOptions) {
+  constructor(dataset: ExampleDataset, opts: PipelineOptions) {
     const batchSize = opts.batchSize;
     const worldSize = opts.worldSize ?? 1;
     const rank = opts.rank ?? 0;
@@ -138,13 +191,14 @@ export class Pipeline {
     this.rank = rank;
     this.prefetch = prefetch;
     this.seed = opts.seed ?? 0;
-    this.flip = opts.flip ?? false;
+    this.augment = opts.augment ?? [];
+    if (Object.keys(dataset.spec).length === 0) throw new RangeError('Pipeline: the dataset declares no fields (its spec is empty)');
     this.dropLast = opts.dropLast ?? true;
     this.globalBatchSize = batchSize * worldSize;
     if (dataset.size < this.globalBatchSize) {
       throw new RangeError(
-        `Pipeline: the dataset has ${dataset.size} images, fewer than one global batch of ${this.globalBatchSize} ` +
-          `(batch size ${batchSize} x ${worldSize} replicas); use more images or a smaller batch size`,
+        `Pipeline: the dataset has ${dataset.size} examples, fewer than one global batch of ${this.globalBatchSize} ` +
+          `(batch size ${batchSize} x ${worldSize} replicas); use more data or a smaller batch size`,
       );
     }
     this.returned = { epoch: 0, cursor: 0 };
@@ -170,10 +224,10 @@ export class Pipeline {
   setState(state: PipelineState): void {
     const n = this.dataset.size;
     if (!Number.isInteger(state.epoch) || state.epoch < 0 || !Number.isInteger(state.cursor) || state.cursor < 0 || state.cursor > n) {
-      throw new RangeError(`Pipeline.setState: invalid position epoch=${state.epoch} cursor=${state.cursor} (dataset has ${n} images)`);
+      throw new RangeError(`Pipeline.setState: invalid position epoch=${state.epoch} cursor=${state.cursor} (dataset has ${n} examples)`);
     }
     if (state.datasetSize !== n) {
-      throw new Error(`Pipeline.setState: the state was written for a dataset of ${state.datasetSize} images, this one has ${n}; the shuffle order would differ`);
+      throw new Error(`Pipeline.setState: the state was written for a dataset of ${state.datasetSize} examples, this one has ${n}; the shuffle order would differ`);
     }
     if (state.seed !== this.seed) {
       throw new Error(`Pipeline.setState: the state was written with seed ${state.seed}, this pipeline uses seed ${this.seed}`);
@@ -194,14 +248,14 @@ export class Pipeline {
     return this.order;
   }
 
-  /** The next batch of this rank's shard. Resolves after its images are decoded. */
-  async next(): Promise<Batch> {
+  /** The next batch of this rank's shard. Resolves after its examples are loaded. */
+  async next(): Promise<HostBatch> {
     if (this.closed) throw new Error('Pipeline.next: the pipeline is closed');
     if (this.queue.length === 0) this.enqueue();
     const head = this.queue.shift() as Pending;
     const generation = this.generation;
     this.fill();
-    let batch: Batch;
+    let batch: HostBatch;
     try {
       batch = await head.promise;
     } catch (err) {
@@ -244,7 +298,7 @@ export class Pipeline {
     this.queue.push({ plan, promise });
   }
 
-  /** Decide the next batch (indices, flips) and advance the planned position. */
+  /** Decide the next batch (indices, positions) and advance the planned position. */
   private plan(): BatchPlan {
     const n = this.dataset.size;
     const g = this.globalBatchSize;
@@ -258,44 +312,51 @@ export class Pipeline {
     const rest = Math.min(g, n - cursor);
     const perRank = rest === g ? this.batchSize : Math.ceil(rest / this.worldSize);
     const indices: number[] = [];
-    const flipped: boolean[] = [];
+    const positions: number[] = [];
     for (let k = 0; k < perRank; k++) {
       // Positions past the end of the epoch wrap to its start (only with dropLast = false).
       const pos = (cursor + this.rank * perRank + k) % n;
       indices.push(order[pos] as number);
-      flipped.push(this.flip && (hashSeed('pipeline-flip', this.seed, epoch, pos) & 1) === 1);
+      positions.push(pos);
     }
     const after = { epoch, cursor: cursor + rest };
     this.planned = after;
-    return { epoch, indices, flipped, after };
+    return { epoch, indices, positions, after };
   }
 
-  /** Decode the planned images into one NHWC array. */
-  private async assemble(plan: BatchPlan): Promise<Batch> {
-    const { resolution: r, channels: c } = this.dataset;
-    const per = r * r * c;
-    const images = await Promise.all(plan.indices.map((i) => this.dataset.get(i)));
-    const data = new Float32Array(plan.indices.length * per);
-    images.forEach((img, k) => {
-      if (img.length !== per) {
-        const idx = plan.indices[k] as number;
-        throw new Error(`Pipeline: ${this.dataset.name(idx)} has ${img.length} values, expected ${r}x${r}x${c} = ${per}`);
-      }
-      if (plan.flipped[k]) mirrorInto(img, data, k * per, r, c);
-      else data.set(img, k * per);
+  /** Load the planned examples, augment them and pack each field into one array. */
+  private async assemble(plan: BatchPlan): Promise<HostBatch> {
+    const spec = this.dataset.spec;
+    const n = plan.indices.length;
+    const names = Object.keys(spec);
+    const sizes = names.map((f) => (spec[f] as FieldSpec).shape.reduce((a, b) => a * b, 1));
+    const fields: Record<string, HostField> = {};
+    names.forEach((f, j) => {
+      const fs = spec[f] as FieldSpec;
+      const len = n * (sizes[j] as number);
+      fields[f] = { data: fs.dtype === 'int32' ? new Int32Array(len) : new Float32Array(len), shape: [n, ...fs.shape], dtype: fs.dtype };
     });
-    return { data, shape: [plan.indices.length, r, r, c], epoch: plan.epoch, indices: plan.indices, flipped: plan.flipped };
-  }
-}
-
-/** Write a left-right mirrored copy of a square HWC image into `dst` at `offset`. */
-function mirrorInto(src: Float32Array, dst: Float32Array, offset: number, side: number, c: number): void {
-  for (let y = 0; y < side; y++) {
-    const row = y * side * c;
-    for (let x = 0; x < side; x++) {
-      const s = row + x * c;
-      const d = offset + row + (side - 1 - x) * c;
-      for (let k = 0; k < c; k++) dst[d + k] = src[s + k] as number;
-    }
+    const augmented: Record<string, boolean[]> = Object.fromEntries(this.augment.map((a) => [a.name, [] as boolean[]]));
+    const examples = await Promise.all(plan.indices.map((i) => this.dataset.get(i)));
+    examples.forEach((loaded, k) => {
+      let ex = loaded;
+      for (const aug of this.augment) {
+        const out = aug.apply(ex, spec, hashSeed(`pipeline-${aug.name}`, this.seed, plan.epoch, plan.positions[k] as number));
+        (augmented[aug.name] as boolean[]).push(out !== null);
+        if (out !== null) ex = out;
+      }
+      names.forEach((f, j) => {
+        const v = ex[f];
+        const per = sizes[j] as number;
+        const idx = plan.indices[k] as number;
+        const fs = spec[f] as FieldSpec;
+        if (v === undefined) throw new Error(`Pipeline: ${this.dataset.name(idx)} has no field "${f}" (the dataset declares ${names.join(', ')})`);
+        if (v.length !== per) {
+          throw new Error(`Pipeline: ${this.dataset.name(idx)} has ${v.length} values in "${f}", expected ${fs.shape.length > 0 ? fs.shape.join('x') : 'a scalar'} = ${per}`);
+        }
+        (fields[f] as HostField).data.set(v, k * per);
+      });
+    });
+    return { fields, epoch: plan.epoch, indices: plan.indices, augmented };
   }
 }

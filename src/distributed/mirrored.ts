@@ -8,20 +8,11 @@ import { hostname } from 'node:os';
 import type { Logger } from '../util/logger.js';
 import { resolveCluster, validateClusterSpec, type ClusterSpec } from './cluster.js';
 import { Collectives, allGatherBytes, type CollectiveOptions } from './collectives.js';
-import { OneDeviceStrategy, type Strategy } from './strategy.js';
+import { checkInSync, OneDeviceStrategy, type Strategy } from './strategy.js';
 import { connectTcpTransport, type TcpTransport } from './tcp.js';
 import { TransportError, type Transport } from './transport.js';
 
-/** Replicas whose weights differ, found by {@link MirroredStrategy.checkInSync}. */
-export class ReplicaDivergenceError extends Error {
-  /** Ranks whose checksum differs from rank 0's. */
-  readonly ranks: number[];
-  constructor(ranks: number[], checksums: string[]) {
-    super(`replicas diverged: rank(s) ${ranks.join(', ')} differ from rank 0 (checksums ${checksums.join(', ')})`);
-    this.name = 'ReplicaDivergenceError';
-    this.ranks = ranks;
-  }
-}
+export { checksum, ReplicaDivergenceError } from './strategy.js';
 
 /** A {@link Strategy} over the collectives of one transport. */
 export class MirroredStrategy implements Strategy {
@@ -62,30 +53,15 @@ export class MirroredStrategy implements Strategy {
 
   /**
    * Throw a {@link ReplicaDivergenceError} on every rank unless all ranks hold bitwise identical
-   * `buffers` (compared by a 32-bit checksum); run it before writing a checkpoint.
+   * `buffers`; the one implementation is {@link checkInSync} of strategy.ts.
    */
-  async checkInSync(buffers: Float32Array[]): Promise<void> {
-    const sum = new Uint8Array(new Uint32Array([checksum(buffers)]).buffer);
-    const all = await this.collectives.allGatherBytes(sum);
-    const values = all.map((b) => (b.byteLength === 4 ? new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true) : -1));
-    const bad = values.flatMap((v, r) => (v !== values[0] ? [r] : []));
-    if (bad.length > 0) throw new ReplicaDivergenceError(bad, values.map((v) => v.toString(16)));
+  checkInSync(buffers: Float32Array[]): Promise<void> {
+    return checkInSync(this, buffers);
   }
 
   close(): Promise<void> {
     return this.collectives.close();
   }
-}
-
-/** 32-bit FNV-1a over the 32-bit words of every buffer, in order. */
-export function checksum(buffers: Float32Array[]): number {
-  let h = 0x811c9dc5;
-  for (const b of buffers) {
-    const words = new Uint32Array(b.buffer, b.byteOffset, b.length);
-    for (let i = 0; i < words.length; i++) h = Math.imul(h ^ words[i]!, 0x01000193) >>> 0;
-    h = Math.imul(h ^ b.length, 0x01000193) >>> 0;
-  }
-  return h;
 }
 
 /** Environment variable that picks the transport: `auto` (default), `tcp` or `shm`. */

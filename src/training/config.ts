@@ -1,9 +1,8 @@
 /**
- * Typed run configuration: one `defaultXxxConfig()` per component, named presets, and the precedence
+ * The model-independent parts of a run configuration (image data, Adam, the loop) and the precedence
  * defaults < preset < saved run config < --config file < flags. Validation names the flag to fix.
  */
 import { readFileSync } from 'node:fs';
-import type { MmdKernel } from '../losses/mmd.js';
 import { UsageError } from '../util/errors.js';
 
 /** Where training images come from and how they are prepared. */
@@ -22,28 +21,6 @@ export interface DataConfig {
   syntheticCount: number;
   /** Batches decoded ahead of the step that uses them. Default 2. */
   prefetch: number;
-}
-
-/** The WAE network. */
-export interface WaeModelConfig {
-  /** Side of one corner tile in pixels (the full image is twice that). Default 128. */
-  cornerResolution: number;
-  /** Latent size per corner. Default 2048 (the reference). */
-  latentSize: number;
-  /** Filters per stride-2 block; unset derives 32, 64, ... from the resolution. */
-  filters?: number[];
-  /** tanh on the decoder output. Default false (the reference has none). */
-  tanhOutput: boolean;
-  /** Batch norm in the blocks (the reference). Default true; off makes N replicas compute exactly one process's function. */
-  batchNorm?: boolean;
-}
-
-/** The WAE objective. */
-export interface WaeLossConfig {
-  /** MMD kernel: `imq` (multi-scale, Tolstikhin; default), `rbf` (median heuristic) or `cern`. */
-  kernel: MmdKernel;
-  /** Weight lambda of the MMD term. Default 100 (Tolstikhin, CelebA). */
-  lambda: number;
 }
 
 /** Adam settings. */
@@ -80,16 +57,6 @@ export interface LoopConfig {
   keepCheckpoints: number;
 }
 
-/** Everything a `proggan train wae` run needs; written to run-dir/config.json. */
-export interface WaeTrainConfig {
-  model: 'wae';
-  data: DataConfig;
-  wae: WaeModelConfig;
-  loss: WaeLossConfig;
-  optim: OptimConfig;
-  loop: LoopConfig;
-}
-
 /** A deep-partial config as given by presets, files and flags. */
 export type PartialConfig<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : PartialConfig<T[K]>) : T[K] };
 
@@ -97,44 +64,6 @@ export type PartialConfig<T> = { [K in keyof T]?: T[K] extends object ? (T[K] ex
 export function defaultDataConfig(): DataConfig {
   return { channels: 1, badFiles: 'error', flip: true, cache: true, syntheticCount: 4096, prefetch: 2 };
 }
-
-/** Default WAE settings (the reference's sizes). */
-export function defaultWaeTrainConfig(): WaeTrainConfig {
-  return {
-    model: 'wae',
-    data: defaultDataConfig(),
-    wae: { cornerResolution: 128, latentSize: 2048, tanhOutput: false },
-    loss: { kernel: 'imq', lambda: 100 },
-    optim: { lr: 5e-5, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 },
-    loop: { steps: 20000, batchSize: 16, seed: 1, checkpointEvery: 500, sampleEvery: 500, tickEvery: 50, evalEvery: 0, maxNonFinite: 10, keepCheckpoints: 2 },
-  };
-}
-
-/** Named WAE presets, smallest first. `tiny` runs in seconds on the pure-JS backend. */
-export const WAE_PRESETS: Record<string, PartialConfig<WaeTrainConfig>> = {
-  tiny: {
-    data: { syntheticCount: 512 },
-    wae: { cornerResolution: 16, latentSize: 32, filters: [16, 32] },
-    optim: { lr: 2e-3 },
-    loop: { steps: 300, batchSize: 16, checkpointEvery: 50, sampleEvery: 100, tickEvery: 10 },
-  },
-  small: {
-    data: { syntheticCount: 2048 },
-    wae: { cornerResolution: 32, latentSize: 128, filters: [32, 64, 128] },
-    optim: { lr: 1e-3 },
-    loop: { steps: 2000, batchSize: 16, checkpointEvery: 200, sampleEvery: 200, tickEvery: 20 },
-  },
-  medium: {
-    wae: { cornerResolution: 64, latentSize: 512 },
-    optim: { lr: 3e-4 },
-    loop: { steps: 10000, batchSize: 16, checkpointEvery: 500, sampleEvery: 500, tickEvery: 50 },
-  },
-  paper: {
-    wae: { cornerResolution: 128, latentSize: 2048 },
-    optim: { lr: 5e-5 },
-    loop: { steps: 100000, batchSize: 16 },
-  },
-};
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -170,34 +99,6 @@ export function readConfigFile(path: string): Record<string, unknown> {
   return parsed;
 }
 
-function isPow2(n: number): boolean {
-  return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
-}
-
-/** Throw a {@link UsageError} naming the flag of the first invalid field. */
-export function validateWaeConfig(c: WaeTrainConfig): void {
-  const fail = (flag: string, msg: string): never => {
-    throw new UsageError(`${flag}: ${msg}`);
-  };
-  if (c.data.channels !== 1 && c.data.channels !== 3) fail('--channels', `must be 1 or 3, got ${String(c.data.channels)}`);
-  if (c.data.badFiles !== 'error' && c.data.badFiles !== 'skip') fail('--bad-files', `must be error or skip, got ${String(c.data.badFiles)}`);
-  if (!isPow2(c.wae.cornerResolution) || c.wae.cornerResolution < 8) fail('--resolution', `the corner resolution must be a power of two >= 8, got ${c.wae.cornerResolution}`);
-  if (!Number.isInteger(c.wae.latentSize) || c.wae.latentSize < 1) fail('--latent-size', `must be a positive integer, got ${c.wae.latentSize}`);
-  if (!['imq', 'rbf', 'cern'].includes(c.loss.kernel)) fail('--mmd-kernel', `must be imq, rbf or cern, got ${String(c.loss.kernel)}`);
-  if (!(c.loss.lambda >= 0)) fail('--mmd-weight', `must be >= 0, got ${c.loss.lambda}`);
-  if (!(c.optim.lr > 0)) fail('--lr', `must be > 0, got ${c.optim.lr}`);
-  if (!Number.isInteger(c.loop.steps) || c.loop.steps < 0) fail('--steps', `must be a non-negative integer, got ${c.loop.steps}`);
-  if (!Number.isInteger(c.loop.batchSize) || c.loop.batchSize < 2) fail('--batch-size', `must be an integer >= 2 (MMD compares pairs), got ${c.loop.batchSize}`);
-  if (!Number.isInteger(c.loop.seed)) fail('--seed', `must be an integer, got ${c.loop.seed}`);
-  for (const [flag, v] of [['--checkpoint-every', c.loop.checkpointEvery], ['--sample-every', c.loop.sampleEvery], ['--tick-every', c.loop.tickEvery]] as const) {
-    if (!Number.isInteger(v) || v < 1) fail(flag, `must be a positive integer, got ${v}`);
-  }
-  if (!Number.isInteger(c.loop.evalEvery) || c.loop.evalEvery < 0) fail('--eval-every', `must be a non-negative integer, got ${c.loop.evalEvery}`);
-  if (!Number.isInteger(c.data.syntheticCount) || c.data.syntheticCount < c.loop.batchSize) {
-    fail('--synthetic-count', `must be an integer >= the batch size (${c.loop.batchSize}), got ${c.data.syntheticCount}`);
-  }
-}
-
 /** The layers a run's config is made of, lowest precedence first (after the typed defaults). */
 export interface ConfigLayers<T> {
   /** A named preset. */
@@ -225,7 +126,57 @@ export function resolveConfig<T>(defaults: T, presets: Record<string, PartialCon
   return c;
 }
 
-/** Resolve a WAE config from its layers, lowest precedence first. */
-export function resolveWaeConfig(layers: ConfigLayers<WaeTrainConfig>): WaeTrainConfig {
-  return resolveConfig(defaultWaeTrainConfig(), WAE_PRESETS, layers, validateWaeConfig);
+
+/** One command-line flag of `proggan train` and the config value it sets (models list theirs in their descriptor). */
+export interface ConfigFlag {
+  /** Flag name without dashes, e.g. `latent-size`. */
+  name: string;
+  /** Dotted path of the config value it sets, e.g. `wae.latentSize`. */
+  path: string;
+  /** Value type (yargs parses it). */
+  type: 'number' | 'string' | 'boolean';
+  /** Allowed values, when closed. */
+  choices?: ReadonlyArray<string | number>;
+  /** One-line help text. */
+  describe: string;
+}
+
+/** Flags of {@link LoopConfig}, shared by every model. */
+export const LOOP_FLAGS: readonly ConfigFlag[] = [
+  { name: 'steps', path: 'loop.steps', type: 'number', describe: 'train until this many steps (a resumed run continues to it)' },
+  { name: 'seed', path: 'loop.seed', type: 'number', describe: 'seed of weights, data order and noise' },
+  { name: 'batch-size', path: 'loop.batchSize', type: 'number', describe: 'images per step per replica' },
+  { name: 'checkpoint-every', path: 'loop.checkpointEvery', type: 'number', describe: 'steps between checkpoints' },
+  { name: 'sample-every', path: 'loop.sampleEvery', type: 'number', describe: 'steps between sample grids' },
+  { name: 'eval-every', path: 'loop.evalEvery', type: 'number', describe: 'steps between held-out evaluations (progan: SWD) written to stats.jsonl; 0 = never' },
+  { name: 'tick-every', path: 'loop.tickEvery', type: 'number', describe: 'steps between status lines' },
+];
+
+/** Flags of {@link DataConfig}, shared by the models trained on images. */
+export const IMAGE_DATA_FLAGS: readonly ConfigFlag[] = [
+  { name: 'data', path: 'data.dir', type: 'string', describe: 'folder of training images (default: embedded procedural satellite-like tiles)' },
+  { name: 'channels', path: 'data.channels', type: 'number', choices: [1, 3], describe: 'image channels: 1 or 3' },
+  { name: 'bad-files', path: 'data.badFiles', type: 'string', choices: ['error', 'skip'], describe: 'unreadable images: stop with a list, or skip each with a log line' },
+  { name: 'flip', path: 'data.flip', type: 'boolean', describe: 'random horizontal flips (--no-flip to disable)' },
+  { name: 'synthetic-count', path: 'data.syntheticCount', type: 'number', describe: 'number of procedural tiles when no --data is given' },
+];
+
+/** Optional keys of {@link DataConfig} (absent from its defaults). */
+export const IMAGE_DATA_OPTIONAL_KEYS = { 'data.dir': 'string' } as const;
+
+/**
+ * Range checks every model's loop and Adam settings share; throws a UsageError naming the flag (or
+ * the config key when no flag sets it).
+ */
+export function validateLoopAndAdam(loop: LoopConfig, adam?: { beta1: number; beta2: number; epsilon: number }): void {
+  const fail = (flag: string, msg: string): never => {
+    throw new UsageError(`${flag}: ${msg}`);
+  };
+  if (!Number.isInteger(loop.keepCheckpoints) || loop.keepCheckpoints < 1) fail('loop.keepCheckpoints', `must be an integer >= 1, got ${loop.keepCheckpoints}`);
+  if (!Number.isInteger(loop.maxNonFinite) || loop.maxNonFinite < 1) fail('loop.maxNonFinite', `must be an integer >= 1, got ${loop.maxNonFinite}`);
+  if (adam) {
+    if (!(adam.beta1 >= 0 && adam.beta1 < 1)) fail('optim.beta1', `must be in [0, 1), got ${adam.beta1}`);
+    if (!(adam.beta2 >= 0 && adam.beta2 < 1)) fail('optim.beta2', `must be in [0, 1), got ${adam.beta2}`);
+    if (!(adam.epsilon > 0)) fail('optim.epsilon', `must be > 0, got ${adam.epsilon}`);
+  }
 }

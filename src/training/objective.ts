@@ -5,6 +5,13 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../util/random.js';
 
+/**
+ * One step's input on this replica: named tensors with the batch axis first, built by the trainer from
+ * the dataset's example spec (images are `batch.images` [N, H, W, C]; a shower could be
+ * `{ ecal: [N, 51, 51, 25, 1], energy: [N], theta: [N] }`). The trainer owns and disposes them.
+ */
+export type Batch = Readonly<Record<string, tf.Tensor>>;
+
 /** One optimiser step of a training step, e.g. `D` then `G` for a GAN. */
 export interface Phase {
   /** Short name used in logs, stats and checkpoint keys (`AE`, `D`, `G`). */
@@ -67,8 +74,8 @@ export interface Objective {
    * everything else is identical on every replica by construction and is left untouched.
    */
   replicaLocalVariables?(): tf.Variable[];
-  /** Compute one phase's loss and gradients for a batch [N, H, W, C]. Synchronous tensor code only. */
-  computeGradients(phase: Phase, batch: tf.Tensor4D, ctx: StepContext): PhaseResult;
+  /** Compute one phase's loss and gradients on a batch of named tensors. Synchronous tensor code only. */
+  computeGradients(phase: Phase, batch: Batch, ctx: StepContext): PhaseResult;
   /** Called after each applied step (e.g. EMA updates); synchronous. */
   afterStep?(ctx: StepContext): void;
   /** Measure the model on held-out data (e.g. SWD); run on rank 0 every `loop.evalEvery` steps. */
@@ -91,4 +98,15 @@ export interface Objective {
 export function replicaRows(draw: (rows: number) => tf.Tensor, n: number, ctx: Pick<StepContext, 'replica' | 'replicas'>): tf.Tensor {
   if (ctx.replicas === 1) return draw(n);
   return tf.tidy(() => tf.slice(draw(n * ctx.replicas), ctx.replica * n, n));
+}
+
+/**
+ * The tensor `name` of a batch, checked to have `rank` axes (batch axis included); a clear error names
+ * the fields the batch does have (a model opened with another dataset's spec).
+ */
+export function batchField<T extends tf.Tensor>(batch: Batch, name: string, rank: number): T {
+  const t = batch[name];
+  if (t === undefined) throw new Error(`the batch has no field "${name}" (it has ${Object.keys(batch).join(', ') || 'none'}): the dataset's example spec must declare it`);
+  if (t.rank !== rank) throw new Error(`batch field "${name}" must have ${rank} axes, got [${t.shape.join(', ')}]`);
+  return t as T;
 }

@@ -81,6 +81,32 @@ export class Stats {
     }
   }
 
+  /** The names {@link drain} would give a slot now: the declared and the reported ones, sorted. */
+  names(): string[] {
+    return [...new Set([...this.declared, ...this.acc.keys()])].sort();
+  }
+
+  /**
+   * Move every value `other` collected since its last drain into this tick (and empty `other`): the
+   * trainer absorbs {@link defaultStats} after each step, so `report()` from any module reaches the
+   * status line, stats.jsonl and TensorBoard.
+   */
+  absorb(other: Stats): void {
+    if (other === this) return;
+    for (const [name, a] of other.acc) {
+      const mine = this.acc.get(name);
+      if (mine === undefined) {
+        this.acc.set(name, { ...a });
+      } else {
+        mine.sum += a.sum;
+        mine.count += a.count;
+        mine.min = Math.min(mine.min, a.min);
+        mine.max = Math.max(mine.max, a.max);
+      }
+    }
+    other.acc = new Map();
+  }
+
   /**
    * Take the accumulators of this tick and start a new one. Slots follow the sorted union of the
    * declared and the reported names.
@@ -174,7 +200,11 @@ function add(a: Accumulator, v: number): void {
 /** The process-wide collector behind {@link report}; the trainer ticks it. */
 export const defaultStats = new Stats();
 
-/** Report a value to {@link defaultStats}: usable from any module without passing objects around. */
+/**
+ * Report a value to {@link defaultStats}: usable from any module (an objective, a layer, a data
+ * reader) without passing objects around. The running trainer absorbs it after each step, so it
+ * reaches that tick's status line, stats.jsonl and TensorBoard (averaged over the replicas).
+ */
 export function report(name: string, value: number | ArrayLike<number>): void {
   defaultStats.report(name, value);
 }

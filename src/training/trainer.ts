@@ -6,17 +6,16 @@ import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Pipeline, PipelineState } from '../data/pipeline.js';
-import { OneDeviceStrategy, shareFromRoot, type Strategy } from '../distributed/strategy.js';
+import { agreeToStop, OneDeviceStrategy, shareFromRoot, type Strategy } from '../distributed/strategy.js';
+import { broadcastState, checkReplicasInSync, reduceGradients, reduceTick } from './replicas.js';
 import type { Logger } from '../util/logger.js';
 import { silentLogger } from '../util/logger.js';
 import { Rng, type RngState } from '../util/random.js';
 import { loadLatestCheckpoint, saveCheckpoint, type CheckpointState, type TensorRecord } from './checkpoint.js';
 import type { LoopConfig } from './config.js';
-import type { Objective, Phase, StepContext } from './objective.js';
-import { checksum, ReplicaDivergenceError } from '../distributed/mirrored.js';
-import { Stats, StatsJsonlWriter, formatStatusLine, summarize, type StatsBuffers, type TickRecord } from './stats.js';
+import type { Batch, Objective, Phase, StepContext } from './objective.js';
+import { defaultStats, Stats, StatsJsonlWriter, formatStatusLine } from './stats.js';
 import { Timeline } from './timeline.js';
-import { assignValues, readValues } from './variables.js';
 import { TensorBoardWriter } from './tensorboard.js';
 import { createProgress, type Progress } from './progress.js';
 
@@ -150,104 +149,6 @@ function globalNormAndLosses(grads: tf.Tensor[], losses: tf.Scalar[]): tf.Tensor
   });
 }
 
-async function reduceGradients(strategy: Strategy, grads: tf.Tensor[]): Promise<tf.Tensor[]> {
-  if (strategy.worldSize === 1) return grads;
-  const buffers = await Promise.all(grads.map(async (g) => new Float32Array((await g.data()) as Float32Array)));
-  await strategy.allReduceMean(buffers);
-  const out = grads.map((g, i) => tf.tensor(buffers[i] as Float32Array, g.shape, 'float32'));
-  tf.dispose(grads);
-  return out;
-}
-
-/** Name, shape and dtype of one optimiser slot, as rank 0 holds it. */
-interface SlotSpec {
-  name: string;
-  shape: number[];
-  dtype: 'float32' | 'int32';
-}
-
-/**
- * Make every rank hold rank 0's model state and the slots of the current phases' optimisers (Adam
- * moments and iteration counts): after a fresh build this removes any difference in initialisation,
- * after a resume it hands rank 0's checkpoint to ranks that may not see the same disk.
- */
-async function broadcastState(strategy: Strategy, objective: Objective): Promise<void> {
-  if (strategy.worldSize === 1) return;
-  const vars = objective.stateVariables().map(([, v]) => v);
-  const phases = objective.phases();
-  const slots: NamedTensor[][] = [];
-  for (const phase of phases) slots.push(await phase.optimizer.getWeights());
-  try {
-    const mine: SlotSpec[][] = slots.map((ws) => ws.map((w) => ({ name: w.name, shape: w.tensor.shape.slice(), dtype: w.tensor.dtype === 'int32' ? 'int32' : 'float32' })));
-    const specs = await shareFromRoot(strategy, mine);
-    if (specs.length !== phases.length) throw new Error(`rank 0 has ${specs.length} training phases, rank ${strategy.rank} has ${phases.length}: the ranks run different configs`);
-    const buffers = await readValues(vars);
-    const slotBuffers = specs.map((ss, p) =>
-      ss.map((spec, i) => {
-        const own = slots[p]?.[i];
-        const n = spec.shape.reduce((a, b) => a * b, 1);
-        // Rank 0 sends its values; the others receive into buffers of rank 0's shapes.
-        return strategy.rank === 0 && own ? Float32Array.from(own.tensor.dataSync() as Float32Array | Int32Array) : new Float32Array(n);
-      }),
-    );
-    await strategy.broadcast([...buffers, ...slotBuffers.flat()], 0);
-    if (strategy.rank === 0) return;
-    assignValues(vars, buffers);
-    for (const [p, phase] of phases.entries()) {
-      const ss = specs[p] ?? [];
-      const named: NamedTensor[] = ss.map((spec, i) => {
-        const data = slotBuffers[p]?.[i] as Float32Array;
-        return { name: spec.name, tensor: spec.dtype === 'int32' ? tf.tensor(Int32Array.from(data), spec.shape, 'int32') : tf.tensor(data, spec.shape, 'float32') };
-      });
-      if (named.length > 0) await phase.optimizer.setWeights(named);
-      tf.dispose(named.map((n) => n.tensor));
-    }
-  } finally {
-    // getWeights() makes a fresh tensor for the iteration count on every call; the slots are variables it keeps.
-    for (const ws of slots) for (const w of ws) if (!(w.tensor instanceof tf.Variable)) w.tensor.dispose();
-  }
-}
-
-/** Combine one tick's statistics over the replicas (sums and counts added; min/max stay local). */
-async function reduceTick(strategy: Strategy, stats: Stats): Promise<TickRecord> {
-  const local = stats.drain();
-  if (strategy.worldSize === 1) return summarize(local);
-  const n = local.names.length;
-  const packed = new Float64Array(2 * n);
-  packed.set(local.sums, 0);
-  packed.set(local.counts, n);
-  await strategy.allReduceScalars(packed, 'sum');
-  const reduced: StatsBuffers = { ...local, sums: packed.slice(0, n), counts: packed.slice(n) };
-  return summarize(reduced);
-}
-
-/**
- * Average the state each replica updates from its own shard (batch-norm moving statistics) over the
- * replicas, in place, as TF's MirroredStrategy does for such variables (synchronization ON_READ,
- * aggregation MEAN) when they are read for saving. Only the objective's replica-local variables:
- * averaging state that is already identical would still move it by rounding ((a + a + a) / 3 != a).
- */
-async function syncLocalState(strategy: Strategy, objective: Objective): Promise<void> {
-  if (strategy.worldSize === 1) return;
-  const local = objective.replicaLocalVariables?.() ?? [];
-  if (local.length === 0) return;
-  const buffers = await readValues(local);
-  await strategy.allReduceMean(buffers);
-  assignValues(local, buffers);
-}
-
-/** Throw on every rank unless all replicas hold bitwise identical model state. */
-async function checkReplicasInSync(strategy: Strategy, objective: Objective): Promise<void> {
-  if (strategy.worldSize === 1) return;
-  await syncLocalState(strategy, objective);
-  const buffers = await Promise.all(objective.stateVariables().map(async ([, v]) => (await v.data()) as Float32Array));
-  const mine = new Float32Array(new Uint32Array([checksum(buffers)]).buffer);
-  const all = await strategy.allGather(mine);
-  const words = all.map((a) => new Uint32Array(a.buffer, a.byteOffset, 1)[0] ?? -1);
-  const bad = words.flatMap((w, r) => (w !== words[0] ? [r] : []));
-  if (bad.length > 0) throw new ReplicaDivergenceError(bad, words.map((w) => w.toString(16)));
-}
-
 /**
  * Train `objective` on `pipeline` up to `loop.steps`, resuming from runDir when asked. Every tensor
  * created by a step is released by the end of the step.
@@ -290,6 +191,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   await broadcastState(strategy, objective);
 
   const stats = new Stats();
+  defaultStats.drain(); // values reported before this run belong to no tick of it
   const jsonl = isChief ? new StatsJsonlWriter(runDir) : null;
   const tb = isChief ? new TensorBoardWriter(join(runDir, 'tensorboard')) : null;
   const timeline = opts.timeline ? new Timeline(strategy.rank === 0 ? opts.timeline : `${opts.timeline}.rank${strategy.rank}`, strategy.rank) : null;
@@ -359,11 +261,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       await new Promise<void>((resolve) => setImmediate(resolve));
       // Agree on stopping: a signal reaches the ranks at different moments, and a rank that stopped
       // alone would leave its peers waiting in the next all-reduce.
-      if (strategy.worldSize > 1) {
-        const flag = Float64Array.of(stopRequested ? 1 : 0);
-        await strategy.allReduceScalars(flag, 'sum');
-        if ((flag[0] as number) > 0) stopRequested = true;
-      }
+      stopRequested = await agreeToStop(strategy, stopRequested);
       if (stopRequested) {
         stoppedBy = 'signal';
         break;
@@ -376,7 +274,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       let reduceMs = 0;
       let applyMs = 0;
       timeline?.span('input', tInput, tCompute, { step });
-      const x = tf.tensor4d(batch.data, batch.shape);
+      // The step's named tensors, after the dataset's example spec.
+      const x: Batch = Object.fromEntries(Object.entries(batch.fields).map(([name, f]) => [name, tf.tensor(f.data, f.shape, f.dtype)]));
       const ctx: StepContext = { step, nimg, rng, replica: strategy.rank, replicas: strategy.worldSize };
       objective.beginStep?.(ctx);
       let stepFinite = true;
@@ -417,8 +316,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           if (!stepFinite) break;
         }
       } finally {
-        x.dispose();
+        tf.dispose(Object.values(x));
       }
+      // Values that any module reported during the step through report() / defaultStats.
+      stats.absorb(defaultStats);
       stats.report('time/input', (tCompute - tInput) / 1000);
       stats.report('time/compute', computeMs / 1000);
       stats.report('time/allreduce', reduceMs / 1000);
@@ -447,7 +348,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const done = step - startStep;
         const elapsed = (now - runStart) / 1000;
         const tick = await reduceTick(strategy, stats);
-        const means = Object.fromEntries(Object.entries(tick).map(([k, v]) => [k, k === 'skipped_steps' ? v.count : v.mean]));
+        // A name with no value this tick (reported on another rank, or in earlier ticks only) is left out.
+        const means = Object.fromEntries(Object.entries(tick).flatMap(([k, v]) => (k === 'skipped_steps' ? [[k, v.count]] : v.count > 0 ? [[k, v.mean]] : [])));
         last = {
           step,
           kimg: nimg / 1000,

@@ -4,7 +4,7 @@
 //   npm run build && node test/bench/progan-step.mjs [--threads 1] [--reps 3] [--cases 32,64,128]
 //       [--batches 8,4,2] [--no-torch] [--profile] [--python /usr/bin/python3]
 //
-// The tfjs side is the library itself: ProGanObjective (dist/training/objectives/progan.js) with the
+// The tfjs side is the library itself: ProGanObjective (dist/models/progan/objective.js) with the
 // frozen WAE encoder of the `paper` preset, driven the way src/training/trainer.ts drives it
 // (beginStep, per phase computeGradients -> optimizer.applyGradients, afterStep = EMA). The PyTorch
 // side (pytorch_progan_step.py, run as a child process) mirrors every layer. The parameter counts of
@@ -18,9 +18,9 @@ import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nativeBackendStatus, nativeKernelCounts, registerNativeBackend } from '../../dist/backend/native.js';
-import { encoderWaeConfig, resolveProGanConfig, scheduleConfigOf } from '../../dist/training/config-progan.js';
-import { ProGanObjective } from '../../dist/training/objectives/progan.js';
-import { WaeObjective, waeArgsFromConfig } from '../../dist/training/objectives/wae.js';
+import { encoderWaeConfig, resolveProGanConfig, scheduleConfigOf } from '../../dist/models/progan/config.js';
+import { ProGanObjective } from '../../dist/models/progan/objective.js';
+import { WaeObjective, waeArgsFromConfig } from '../../dist/models/wae/objective.js';
 import { Rng } from '../../dist/util/random.js';
 import { median, parseFlags } from './bench-util.mjs';
 
@@ -105,7 +105,7 @@ async function timeCase(r, batch, reps) {
     const s = objective.state;
     if (s.resolution !== r || s.alpha !== 1 || s.phase !== 'stable') throw new Error(`schedule at ${JSON.stringify(s)}, expected stable at ${r}`);
     for (const phase of objective.phases()) {
-      const result = objective.computeGradients(phase, x, ctx);
+      const result = objective.computeGradients(phase, { images: x }, ctx);
       phase.optimizer.applyGradients(phase.vars.map((v, i) => ({ name: v.name, tensor: result.grads[i] })));
       losses[phase.name] = result.losses[phase.name.toLowerCase()].dataSync()[0];
       tf.dispose([...Object.values(result.losses), ...result.grads]);

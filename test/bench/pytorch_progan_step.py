@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch side of the conditional-ProGAN training-step benchmark (run by test/bench/progan-step.mjs).
 
-The same model and step as the tfjs side (src/models/progan.ts, src/layers/*, src/losses/wgan-gp.ts,
-src/training/objectives/progan.ts, src/models/wae.ts), written in plain PyTorch, NCHW. One step at
+The same model and step as the tfjs side (src/models/progan/networks.ts, src/layers/*, src/losses/wgan-gp.ts,
+src/models/progan/objective.ts, src/models/wae/networks.ts), written in plain PyTorch, NCHW. One step at
 corner side R, stable phase (alpha = 1), on full images 2R x 2R:
   1. the frozen WAE encoder (eval mode: batch-norm moving statistics, no grad) encodes the known
      corners tl, tr, bl in one call;
@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# The paper preset (src/training/config-progan.ts).
+# The paper preset (src/models/progan/config.ts).
 Z_DIM = 2048
 LATENT_DIM = 2048
 FMAP_BASE = 8192

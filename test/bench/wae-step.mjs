@@ -5,15 +5,15 @@ import * as tf from '@tensorflow/tfjs';
 
 async function buildModels(resolution) {
   try {
-    const wae = await import('../../dist/models/wae.js');
+    const wae = await import('../../dist/models/wae/networks.js');
     const args = wae.defaultWaeArgs({ resolution, channels: 1 });
-    return { ...wae.buildWae(args), source: 'dist/models/wae.js' };
+    return { ...wae.buildWae(args), source: 'dist/models/wae/networks.js' };
   } catch (err) {
     return { ...buildFallback(resolution), source: `fallback (${err.message})` };
   }
 }
 
-/** The same architecture defined inline, in case src/models/wae.ts is unavailable. */
+/** The same architecture defined inline, in case src/models/wae/networks.ts is unavailable. */
 function buildFallback(R) {
   const filters = [32, 64, 128, 256, 512];
   const bnLeaky = (x) => tf.layers.leakyReLU({ alpha: 0.2 }).apply(tf.layers.batchNormalization().apply(x));

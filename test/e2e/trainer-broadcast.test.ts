@@ -4,24 +4,25 @@
  * hold rank 0's weights AND optimiser slots, or its next Adam update differs and the replica checksum
  * before the next checkpoint fails.
  */
+import { horizontalFlip, imageExamples } from '../../src/data/examples.js';
 import { mkdtempSync as mkdtempRaw, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../src/backend/index.js';
-import { cornerTiles } from '../src/data/corner-dataset.js';
-import { Pipeline } from '../src/data/pipeline.js';
-import { MirroredStrategy } from '../src/distributed/mirrored.js';
-import { createLocalGroup } from '../src/distributed/transport.js';
-import { resolveWaeConfig } from '../src/training/config.js';
-import { resolveProGanConfig } from '../src/training/config-progan.js';
-import { trainProgan } from '../src/training/run-progan.js';
+import { initBackend } from '../../src/backend/index.js';
+import { cornerTiles } from '../../src/data/corner-dataset.js';
+import { Pipeline } from '../../src/data/pipeline.js';
+import { MirroredStrategy } from '../../src/distributed/mirrored.js';
+import { createLocalGroup } from '../../src/distributed/transport.js';
+import { resolveWaeConfig } from '../../src/models/wae/config.js';
+import { resolveProGanConfig } from '../../src/models/progan/config.js';
+import { trainProgan } from '../../src/models/progan/run.js';
 import { existsSync, readdirSync } from 'node:fs';
-import { WaeObjective, waeArgsFromConfig } from '../src/training/objectives/wae.js';
-import { openImages } from '../src/training/run-wae.js';
-import { train, type TrainResult } from '../src/training/trainer.js';
-import { silentLogger } from '../src/util/logger.js';
+import { WaeObjective, waeArgsFromConfig } from '../../src/models/wae/objective.js';
+import { openImages } from '../../src/models/wae/run.js';
+import { train, type TrainResult } from '../../src/training/trainer.js';
+import { silentLogger } from '../../src/util/logger.js';
 
 const SEED = 9;
 const dirs: string[] = [];
@@ -61,7 +62,7 @@ async function runPair(runDirs: [string, string], stopAfterStep: number, resume:
         seed: SEED + rank,
       }),
   );
-  const pipelines = [0, 1].map((rank) => new Pipeline(corners, { batchSize: 2, seed: SEED, rank, worldSize: 2, flip: config.data.flip, prefetch: 1 }));
+  const pipelines = [0, 1].map((rank) => new Pipeline(imageExamples(corners), { batchSize: 2, seed: SEED, rank, worldSize: 2, augment: config.data.flip ? [horizontalFlip()] : [], prefetch: 1 }));
   try {
     const results = await Promise.all(
       [0, 1].map((rank) =>

@@ -1,23 +1,24 @@
+import { horizontalFlip, imageExamples } from '../../src/data/examples.js';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { registerFastCpuKernels } from '../src/backend/cpu-kernels.js';
-import { Pipeline } from '../src/data/pipeline.js';
-import { syntheticTiles } from '../src/data/synthetic.js';
-import { defaultWaeArgs } from '../src/models/wae.js';
-import { loadLatestCheckpoint } from '../src/training/checkpoint.js';
-import { resolveProGanConfig } from '../src/training/config-progan.js';
-import { emaDecayFromHalfLife, ExponentialMovingAverage } from '../src/training/ema.js';
-import type { Phase, StepContext } from '../src/training/objective.js';
-import { ProGanObjective, type ProGanObjectiveArgs } from '../src/training/objectives/progan.js';
-import { ResumableAdam } from '../src/training/resumable-adam.js';
-import { WaeObjective } from '../src/training/objectives/wae.js';
-import { loadProgan, trainProgan } from '../src/training/run-progan.js';
-import { defaultScheduleConfig } from '../src/training/schedule.js';
-import { train } from '../src/training/trainer.js';
-import { Rng } from '../src/util/random.js';
+import { registerFastCpuKernels } from '../../src/backend/cpu-kernels.js';
+import { Pipeline } from '../../src/data/pipeline.js';
+import { syntheticTiles } from '../../src/data/synthetic.js';
+import { defaultWaeArgs } from '../../src/models/wae/networks.js';
+import { loadLatestCheckpoint } from '../../src/training/checkpoint.js';
+import { resolveProGanConfig } from '../../src/models/progan/config.js';
+import { emaDecayFromHalfLife, ExponentialMovingAverage } from '../../src/training/ema.js';
+import type { Phase, StepContext } from '../../src/training/objective.js';
+import { ProGanObjective, type ProGanObjectiveArgs } from '../../src/models/progan/objective.js';
+import { ResumableAdam } from '../../src/training/resumable-adam.js';
+import { WaeObjective } from '../../src/models/wae/objective.js';
+import { loadProgan, trainProgan } from '../../src/models/progan/run.js';
+import { defaultScheduleConfig } from '../../src/models/progan/schedule.js';
+import { train } from '../../src/training/trainer.js';
+import { Rng } from '../../src/util/random.js';
 
 beforeAll(async () => {
   tf.env().set('PROD', true);
@@ -73,7 +74,7 @@ function manualStep(o: ProGanObjective, x: tf.Tensor4D, ctx: StepContext): Recor
   o.beginStep(ctx);
   const losses: Record<string, number> = {};
   for (const phase of o.phases()) {
-    const r = o.computeGradients(phase, x, ctx);
+    const r = o.computeGradients(phase, { images: x }, ctx);
     phase.optimizer.applyGradients(phase.vars.map((v, i) => ({ name: v.name, tensor: r.grads[i] as tf.Tensor })));
     for (const [k, v] of Object.entries(r.losses)) losses[k] = v.dataSync()[0] as number;
     tf.dispose([...r.grads, ...Object.values(r.losses)]);
@@ -148,7 +149,7 @@ describe('ProGAN objective', () => {
     const ds = images();
     const o = new ProGanObjective(objectiveArgs(encoder, { schedule: { ...defaultScheduleConfig(R), fadeKimg: 1, stableKimg: 1 } }));
     const runDir = mkdtempSync(join(tmpdir(), 'proggan-gan-leak-'));
-    const pipeline = new Pipeline(ds, { batchSize: BATCH, seed: 1, prefetch: 0 });
+    const pipeline = new Pipeline(imageExamples(ds), { batchSize: BATCH, seed: 1, prefetch: 0 });
     try {
       // The first step creates the optimizer slots; after that the count must not move.
       await train({ objective: o, pipeline, loop: loop({ steps: 1 }), runDir, progress: false, handleSignals: false });
@@ -190,7 +191,7 @@ describe('ProGAN objective', () => {
         const ctx = { step: s, nimg: 0, rng: new Rng(11), replica: 0, replicas: 1 };
         o.beginStep(ctx);
         const phase = o.phases().find((p) => p.name === name) as Phase;
-        const r = o.computeGradients(phase, x, ctx);
+        const r = o.computeGradients(phase, { images: x }, ctx);
         phase.optimizer.applyGradients(phase.vars.map((v, i) => ({ name: v.name, tensor: r.grads[i] as tf.Tensor })));
         out.push(Object.fromEntries(Object.entries(r.losses).map(([k, v]) => [k, v.dataSync()[0] as number])));
         tf.dispose([...r.grads, ...Object.values(r.losses)]);
@@ -298,7 +299,7 @@ describe('ProGAN objective', () => {
       const ctx: StepContext = { step: 0, nimg: 12, rng: new Rng(9), replica, replicas };
       o.beginStep(ctx);
       return o.phases().map((phase) => {
-        const res = o.computeGradients(phase, input, ctx);
+        const res = o.computeGradients(phase, { images: input }, ctx);
         const flat = tf.tidy(() => tf.concat(res.grads.map((g) => g.flatten())).dataSync() as Float32Array);
         tf.dispose([...res.grads, ...Object.values(res.losses)]);
         return flat;
@@ -332,7 +333,7 @@ describe('ProGAN objective', () => {
     const ds = images();
     const run = async (runDir: string, opts: { resume?: boolean; stopAfterStep?: number }) => {
       const o = new ProGanObjective(objectiveArgs(encoder));
-      const pipeline = new Pipeline(ds, { batchSize: BATCH, seed: 1, flip: true, prefetch: 1 });
+      const pipeline = new Pipeline(imageExamples(ds), { batchSize: BATCH, seed: 1, augment: [horizontalFlip()], prefetch: 1 });
       try {
         return await train({ objective: o, pipeline, loop: loop(), runDir, progress: false, handleSignals: false, ...opts });
       } finally {

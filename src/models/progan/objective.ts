@@ -28,16 +28,16 @@ import {
   fadeRealImages,
   type ProGanDiscriminator,
   ProGanGenerator,
-} from '../../models/progan.js';
+} from './networks.js';
 import type { Logger } from '../../util/logger.js';
 import { hashSeed } from '../../util/random.js';
-import type { ProGanLossConfig, ProGanModelConfig, ProGanOptimConfig } from '../config-progan.js';
-import { ExponentialMovingAverage } from '../ema.js';
-import { replicaRows, type Objective, type Phase, type PhaseResult, type StepContext } from '../objective.js';
-import { writeRowsGrid } from '../samples.js';
-import { schedule, validateScheduleConfig, type ScheduleConfig, type ScheduleState } from '../schedule.js';
+import type { ProGanLossConfig, ProGanModelConfig, ProGanOptimConfig } from './config.js';
+import { ExponentialMovingAverage } from '../../training/ema.js';
+import { batchField, replicaRows, type Batch, type Objective, type Phase, type PhaseResult, type StepContext } from '../../training/objective.js';
+import { writeRowsGrid } from '../../training/samples.js';
+import { schedule, validateScheduleConfig, type ScheduleConfig, type ScheduleState } from './schedule.js';
 
-import { ResumableAdam } from '../resumable-adam.js';
+import { ResumableAdam } from '../../training/resumable-adam.js';
 
 // ---------------------------------------------------------------------------------------------
 // Corner plumbing
@@ -211,8 +211,8 @@ export class ProGanObjective implements Objective {
     return [...this.generator.variables(), ...this.dGlobal.variables(), ...this.dLocal.variables(), ...this.ema.variables()];
   }
 
-  computeGradients(phase: Phase, batch: tf.Tensor4D, ctx: StepContext): PhaseResult {
-    const inputs = this.stepInputs(batch);
+  computeGradients(phase: Phase, batch: Batch, ctx: StepContext): PhaseResult {
+    const inputs = this.stepInputs(batchField<tf.Tensor4D>(batch, 'images', 4)); // full images [N, 2R, 2R, C]
     if (phase.name === 'D') return this.discriminatorGradients(phase, inputs, ctx);
     if (phase.name === 'G') return this.generatorGradients(phase, inputs, ctx);
     throw new Error(`unknown phase ${phase.name}`);

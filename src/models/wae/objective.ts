@@ -2,15 +2,15 @@
  * The WAE-MMD objective: one phase (`AE`) minimising reconstruction MSE + lambda * MMD(q(z), N(0, I)).
  */
 import * as tf from '@tensorflow/tfjs';
-import { ResumableAdam } from '../resumable-adam.js';
+import { ResumableAdam } from '../../training/resumable-adam.js';
 import type { ImageDataset } from '../../data/images.js';
 import { mmd, type MmdKernel } from '../../losses/mmd.js';
-import { buildWae, defaultWaeArgs, type WaeArgs } from '../../models/wae.js';
-import { writeRowsGrid } from '../samples.js';
-import { replicaRows, type Objective, type Phase, type PhaseResult, type StepContext } from '../objective.js';
+import { buildWae, defaultWaeArgs, type WaeArgs, type WaeCornerEncoder } from './networks.js';
+import { writeRowsGrid } from '../../training/samples.js';
+import { batchField, replicaRows, type Batch, type Objective, type Phase, type PhaseResult, type StepContext } from '../../training/objective.js';
 import { hashSeed } from '../../util/random.js';
 import { withSeededMathRandom } from '../../util/seeded.js';
-import { modelVariables, trainableVariables } from '../variables.js';
+import { modelVariables, trainableVariables } from '../../training/variables.js';
 
 /** Options of {@link WaeObjective}. */
 export interface WaeObjectiveArgs {
@@ -29,7 +29,7 @@ export interface WaeObjectiveArgs {
 }
 
 /** The encoder/decoder pair and its training objective. */
-export class WaeObjective implements Objective {
+export class WaeObjective implements Objective, WaeCornerEncoder {
   readonly name = 'wae';
   readonly encoder: tf.LayersModel;
   readonly decoder: tf.LayersModel;
@@ -65,7 +65,8 @@ export class WaeObjective implements Objective {
     return [...modelVariables('encoder', this.encoder), ...modelVariables('decoder', this.decoder)];
   }
 
-  computeGradients(phase: Phase, batch: tf.Tensor4D, ctx: StepContext): PhaseResult {
+  computeGradients(phase: Phase, input: Batch, ctx: StepContext): PhaseResult {
+    const batch = batchField<tf.Tensor4D>(input, 'images', 4); // corner tiles [N, R, R, C]
     const noiseSeed = hashSeed(ctx.rng.seed()) >>> 1;
     return tf.tidy(() => {
       const parts: { rec?: tf.Scalar; mmd?: tf.Scalar } = {};
@@ -91,6 +92,12 @@ export class WaeObjective implements Objective {
   }
 
   /** Encode corner tiles [N, R, R, C] to latents [N, latent] with batch-norm moving statistics (inference). */
+  /** Input side, channels and latent size of the encoder. */
+  get encoderSpec(): Pick<WaeArgs, 'resolution' | 'channels' | 'latentSize'> {
+    const { resolution, channels, latentSize } = this.args.model;
+    return { resolution, channels, latentSize };
+  }
+
   encode(x: tf.Tensor4D): tf.Tensor2D {
     return tf.tidy(() => this.encoder.apply(x, { training: false }) as tf.Tensor2D);
   }

@@ -11,11 +11,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { nativeBackendStatus } from '../src/backend/native.js';
-import { loadLatestCheckpoint, type CheckpointState } from '../src/training/checkpoint.js';
-import { encoderWaeConfig, resolveProGanConfig } from '../src/training/config-progan.js';
+import { nativeBackendStatus } from '../../src/backend/native.js';
+import { loadLatestCheckpoint, type CheckpointState } from '../../src/training/checkpoint.js';
+import { encoderWaeConfig, resolveProGanConfig } from '../../src/models/progan/config.js';
 
-const ROOT = join(import.meta.dirname, '..');
+const ROOT = join(import.meta.dirname, '..', '..');
 const TMP = mkdtempSync(join(tmpdir(), 'proggan-parity-gan-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 

@@ -3,19 +3,10 @@
  * numbers), named presets, precedence defaults < preset < saved run config < --config file < flags,
  * and validation that names the flag to fix.
  */
-import type { LossCombination } from '../losses/wgan-gp.js';
-import { UsageError } from '../util/errors.js';
-import {
-  defaultDataConfig,
-  resolveConfig,
-  resolveWaeConfig,
-  WAE_PRESETS,
-  type ConfigLayers,
-  type DataConfig,
-  type LoopConfig,
-  type PartialConfig,
-  type WaeTrainConfig,
-} from './config.js';
+import type { LossCombination } from '../../losses/wgan-gp.js';
+import { UsageError } from '../../util/errors.js';
+import { defaultDataConfig, resolveConfig, validateLoopAndAdam, type ConfigLayers, type DataConfig, type LoopConfig, type PartialConfig } from '../../training/config.js';
+import { resolveWaeConfig, WAE_PRESETS, type WaeTrainConfig } from '../wae/config.js';
 import { CERN_SCHEDULE, defaultScheduleConfig, type ScheduleConfig } from './schedule.js';
 
 /** The generator and the two discriminators. */
@@ -266,6 +257,7 @@ export function validateProGanConfig(c: ProGanTrainConfig): void {
   if (!Number.isInteger(c.samples.count) || c.samples.count < 0) fail('--sample-count', `must be an integer >= 0, got ${c.samples.count}`);
   if (!Number.isInteger(c.loop.steps) || c.loop.steps < 0) fail('--steps', `must be a non-negative integer, got ${c.loop.steps}`);
   posInt('--batch-size', c.loop.batchSize);
+  validateLoopAndAdam(c.loop);
   if (!Number.isInteger(c.loop.seed)) fail('--seed', `must be an integer, got ${c.loop.seed}`);
   for (const [flag, v] of [['--checkpoint-every', c.loop.checkpointEvery], ['--sample-every', c.loop.sampleEvery], ['--tick-every', c.loop.tickEvery]] as const) {
     posInt(flag, v);

@@ -11,21 +11,22 @@
  * That is checked bitwise against an in-process simulation of two replicas, and the 1-process run
  * bitwise against an in-process single replica; the gap between the two is only bounded.
  */
+import { horizontalFlip, imageExamples } from '../../src/data/examples.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync as mkdtempRaw, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../src/backend/index.js';
-import { cornerTiles } from '../src/data/corner-dataset.js';
-import { Pipeline } from '../src/data/pipeline.js';
-import { loadLatestCheckpoint, type CheckpointState } from '../src/training/checkpoint.js';
-import { resolveWaeConfig } from '../src/training/config.js';
-import { WaeObjective, waeArgsFromConfig } from '../src/training/objectives/wae.js';
-import { openImages } from '../src/training/run-wae.js';
-import { silentLogger } from '../src/util/logger.js';
-import { Rng } from '../src/util/random.js';
+import { initBackend } from '../../src/backend/index.js';
+import { cornerTiles } from '../../src/data/corner-dataset.js';
+import { Pipeline } from '../../src/data/pipeline.js';
+import { loadLatestCheckpoint, type CheckpointState } from '../../src/training/checkpoint.js';
+import { resolveWaeConfig } from '../../src/models/wae/config.js';
+import { WaeObjective, waeArgsFromConfig } from '../../src/models/wae/objective.js';
+import { openImages } from '../../src/models/wae/run.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { Rng } from '../../src/util/random.js';
 
 
 /** Temporary directories of this file, removed when it ends. */
@@ -39,7 +40,7 @@ afterAll(() => {
   for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
 });
 
-const ROOT = join(import.meta.dirname, '..');
+const ROOT = join(import.meta.dirname, '..', '..');
 const SEED = 5;
 const COMMON = ['train', 'wae', '--preset', 'tiny', '--checkpoint-every', '4', '--sample-every', '100', '--tick-every', '4', '--backend', 'cpu', '--seed', String(SEED)];
 
@@ -83,7 +84,7 @@ async function simulate(replicas: number, perReplica: number, steps: number, che
       optim: config.optim,
       seed: SEED,
     }),
-    pipeline: new Pipeline(corners, { batchSize: perReplica, seed: SEED, rank, worldSize: replicas, flip: config.data.flip, prefetch: 1 }),
+    pipeline: new Pipeline(imageExamples(corners), { batchSize: perReplica, seed: SEED, rank, worldSize: replicas, augment: config.data.flip ? [horizontalFlip()] : [], prefetch: 1 }),
     rng: new Rng(`${SEED}/trainer`),
   }));
   try {
@@ -91,10 +92,10 @@ async function simulate(replicas: number, perReplica: number, steps: number, che
       const grads: tf.Tensor[][] = [];
       for (const [rank, r] of reps.entries()) {
         const batch = await r.pipeline.next();
-        const x = tf.tensor4d(batch.data, batch.shape);
+        const x = tf.tensor4d(batch.fields['images']?.data as Float32Array, batch.fields['images']?.shape as [number, number, number, number]);
         const phase = r.objective.phases()[0];
         if (!phase) throw new Error('the WAE has one phase');
-        const res = r.objective.computeGradients(phase, x, { step, nimg: 0, rng: r.rng, replica: rank, replicas });
+        const res = r.objective.computeGradients(phase, { images: x }, { step, nimg: 0, rng: r.rng, replica: rank, replicas });
         grads.push(res.grads);
         tf.dispose([x, ...Object.values(res.losses)]);
       }

@@ -20,6 +20,17 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+/**
+ * A trained WAE's encoder as a plain model, for code that encodes corners without training them
+ * (completion, the ProGAN's conditions): its input/output sizes and `encode`.
+ */
+export interface WaeCornerEncoder {
+  /** Input side R, channels and latent size of the encoder. */
+  readonly encoderSpec: Pick<WaeArgs, 'resolution' | 'channels' | 'latentSize'>;
+  /** Encode images [N, R, R, C] in inference mode; the caller owns the result [N, latentSize]. */
+  encode(x: tf.Tensor4D): tf.Tensor2D;
+}
+
 /** Arguments of the WAE encoder and decoder. */
 export interface WaeArgs {
   /** Side R of the square input/output image in pixels; a power of two >= 8. Required. */

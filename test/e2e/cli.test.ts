@@ -3,14 +3,20 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseTrainArgs } from '../src/cli/train.js';
-import { resolveTrainConfig } from '../src/cli/run-train.js';
-import { UsageError } from '../src/util/errors.js';
-import type { WaeTrainConfig } from '../src/training/config.js';
+import { parseTrainArgs } from '../../src/cli/train.js';
+import { resolveTrainConfig } from '../../src/cli/run-train.js';
+import { UsageError } from '../../src/util/errors.js';
+import type { WaeTrainConfig } from '../../src/models/wae/config.js';
+import type { ProGanTrainConfig } from '../../src/models/progan/config.js';
 
 function wae(c: ReturnType<typeof resolveTrainConfig>): WaeTrainConfig {
   if (c.model !== 'wae') throw new Error(`expected a wae config, got ${c.model}`);
-  return c;
+  return c as WaeTrainConfig;
+}
+
+function progan(c: ReturnType<typeof resolveTrainConfig>): ProGanTrainConfig {
+  if (c.model !== 'progan') throw new Error(`expected a progan config, got ${c.model}`);
+  return c as ProGanTrainConfig;
 }
 
 describe('parseTrainArgs', () => {
@@ -31,7 +37,7 @@ describe('parseTrainArgs', () => {
   it('defaults to the conditional ProGAN and leaves unset flags out', () => {
     const r = parseTrainArgs([]);
     expect(r.model).toBe('progan');
-    expect(r.flags.loop).toEqual({});
+    expect(r.flags).toEqual({});
     expect(r.dryRun).toBe(false);
   });
 
@@ -48,8 +54,7 @@ describe('parseTrainArgs for progan', () => {
   it('shapes flags after the progan config and refuses flags of another model', () => {
     const r = parseTrainArgs(['progan', '--resolution', '32', '--encoder', 'runs/wae-1', '--encoder-steps', '50', '--fade-kimg', '2', '--lr-g', '0.002', '--global-weight', '0.3', '--steps', '9']);
     expect(r.model).toBe('progan');
-    const c = resolveTrainConfig(r, '/tmp/x');
-    if (c.model !== 'progan') throw new Error('expected progan');
+    const c = progan(resolveTrainConfig(r, '/tmp/x'));
     expect(c.progan.maxCornerResolution).toBe(32);
     expect(c.encoder.runDir).toBe('runs/wae-1');
     expect(c.encoder.steps).toBe(50);
@@ -98,13 +103,13 @@ describe('bin/proggan.js', () => {
   it('prints help without loading tfjs', () => {
     const probe = `process.on('exit', () => console.log('TFJS_LOADED=' + (typeof globalThis._tfengine !== 'undefined')));
       const m = await import('./dist/cli/main.js'); await m.main(['--help']);`;
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { cwd: join(import.meta.dirname, '..'), encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { cwd: join(import.meta.dirname, '..', '..'), encoding: 'utf8' });
     expect(r.stdout).toMatch(/proggan train/);
     expect(r.stdout).toMatch(/TFJS_LOADED=false/);
   });
 
   it('names the flag on a usage error and exits 2', () => {
-    const r = spawnSync(process.execPath, ['bin/proggan.js', 'train', '--resume'], { cwd: join(import.meta.dirname, '..'), encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['bin/proggan.js', 'train', '--resume'], { cwd: join(import.meta.dirname, '..', '..'), encoding: 'utf8' });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--resume needs --run-dir/);
   });

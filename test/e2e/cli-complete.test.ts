@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parseCompleteArgs, parseExtendArgs, parseSampleArgs } from '../src/cli/complete.js';
-import { readImageFile, runComplete, runEvaluate, runExtend, runSample } from '../src/cli/run-complete.js';
-import { resolveProGanConfig } from '../src/training/config-progan.js';
-import { trainProgan } from '../src/training/run-progan.js';
-import { UsageError } from '../src/util/errors.js';
+import { parseCompleteArgs, parseExtendArgs, parseSampleArgs } from '../../src/cli/complete.js';
+import { readImageFile, runComplete, runEvaluate, runExtend, runSample } from '../../src/cli/run-complete.js';
+import { resolveProGanConfig } from '../../src/models/progan/config.js';
+import { trainProgan } from '../../src/models/progan/run.js';
+import { UsageError } from '../../src/util/errors.js';
 
 describe('parseCompleteArgs', () => {
   it('reads the flags into a request', () => {
@@ -68,7 +68,7 @@ describe('parseSampleArgs', () => {
 
 describe('parseEvaluateArgs', () => {
   it('reads the flags and names the bad one', async () => {
-    const { parseEvaluateArgs } = await import('../src/cli/complete.js');
+    const { parseEvaluateArgs } = await import('../../src/cli/complete.js');
     const r = parseEvaluateArgs(['--checkpoint', 'runs/p', '--data', 'held', '--n', '32', '--seed', '4']);
     expect(r).toMatchObject({ checkpoint: 'runs/p', data: 'held', n: 32, seed: 4 });
     expect(parseEvaluateArgs(['--checkpoint', 'runs/p']).n).toBe(64);

@@ -22,8 +22,8 @@ import {
   minibatchStdDev,
   pixelNorm,
   upscale2d,
-} from '../layers/index.js';
-import { hashSeed } from '../util/random.js';
+} from '../../layers/index.js';
+import { hashSeed } from '../../util/random.js';
 
 // ---------------------------------------------------------------------------------------------
 // Channel table

@@ -1,3 +1,4 @@
+import { horizontalFlip, imageExamples } from '../../src/data/examples.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,17 +7,17 @@ import { Writable } from 'node:stream';
 import * as tf from '@tensorflow/tfjs';
 import { pino } from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../src/backend/index.js';
-import { cornerTiles } from '../src/data/corner-dataset.js';
-import { Pipeline } from '../src/data/pipeline.js';
-import { syntheticTiles } from '../src/data/synthetic.js';
-import { loadLatestCheckpoint, listCheckpoints } from '../src/training/checkpoint.js';
-import { resolveWaeConfig, type WaeTrainConfig } from '../src/training/config.js';
-import { WaeObjective, waeArgsFromConfig } from '../src/training/objectives/wae.js';
-import { trainWae, loadWae } from '../src/training/run-wae.js';
-import { train } from '../src/training/trainer.js';
+import { initBackend } from '../../src/backend/index.js';
+import { cornerTiles } from '../../src/data/corner-dataset.js';
+import { Pipeline } from '../../src/data/pipeline.js';
+import { syntheticTiles } from '../../src/data/synthetic.js';
+import { loadLatestCheckpoint, listCheckpoints } from '../../src/training/checkpoint.js';
+import { resolveWaeConfig, type WaeTrainConfig } from '../../src/models/wae/config.js';
+import { WaeObjective, waeArgsFromConfig } from '../../src/models/wae/objective.js';
+import { trainWae, loadWae } from '../../src/models/wae/run.js';
+import { train } from '../../src/training/trainer.js';
 
-const ROOT = join(import.meta.dirname, '..');
+const ROOT = join(import.meta.dirname, '..', '..');
 
 function tinyConfig(over: Partial<WaeTrainConfig['loop']> = {}): WaeTrainConfig {
   const c = resolveWaeConfig({ preset: 'tiny' });
@@ -73,7 +74,7 @@ describe('WAE training on the tiny preset', () => {
       model: waeArgsFromConfig(config.wae, 1), kernel: 'imq', lambda: 100, optim: config.optim, seed: 1,
       sampleImages: [await ds.get(0), await ds.get(1)],
     });
-    const pipeline = new Pipeline(ds, { batchSize: 16, seed: 1, rank: 0, worldSize: 1, flip: true, prefetch: 2 });
+    const pipeline = new Pipeline(imageExamples(ds), { batchSize: 16, seed: 1, rank: 0, worldSize: 1, augment: [horizontalFlip()], prefetch: 2 });
     try {
       // The first step creates the optimizer's slots; after that the count must not move.
       await train({ objective, pipeline, loop: { ...config.loop, steps: 1 }, runDir, progress: false, handleSignals: false });
@@ -157,7 +158,7 @@ describe('proggan train wae (CLI)', () => {
     }
     // Every step's status record appears once: none lost, none repeated.
     expect(readStats(killed).map((s) => s['step'])).toEqual([4, 8, 12, 16, 20, 24]);
-  });
+  }, 300_000); // three whole CLI runs in subprocesses: allow for a loaded shared machine
 
   it('SIGTERM: finishes the current step, checkpoints it and exits 130 promptly', async () => {
     const runDir = mkdtempSync(join(tmpdir(), 'proggan-term-'));

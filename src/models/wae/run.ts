@@ -4,16 +4,18 @@
  */
 import { mkdirSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import { cornerTiles } from '../data/corner-dataset.js';
-import { loadImageFolder, type ImageDataset } from '../data/images.js';
-import { Pipeline } from '../data/pipeline.js';
-import { syntheticTiles } from '../data/synthetic.js';
-import { OneDeviceStrategy, type Strategy } from '../distributed/strategy.js';
-import { silentLogger, type Logger } from '../util/logger.js';
-import { loopOptions, readRun, writeRunConfig, type RunLoopOptions } from './run-dir.js';
-import type { DataConfig, WaeTrainConfig } from './config.js';
-import { WaeObjective, fixedSamples, waeArgsFromConfig } from './objectives/wae.js';
-import { train, type TrainResult } from './trainer.js';
+import { cornerTiles } from '../../data/corner-dataset.js';
+import { loadImageFolder, type ImageDataset } from '../../data/images.js';
+import { Pipeline } from '../../data/pipeline.js';
+import { horizontalFlip, imageExamples } from '../../data/examples.js';
+import { syntheticTiles } from '../../data/synthetic.js';
+import { OneDeviceStrategy, type Strategy } from '../../distributed/strategy.js';
+import { silentLogger, type Logger } from '../../util/logger.js';
+import { loopOptions, readRun, writeRunConfig, type RunLoopOptions } from '../../training/run-dir.js';
+import type { DataConfig } from '../../training/config.js';
+import type { WaeTrainConfig } from './config.js';
+import { WaeObjective, fixedSamples, waeArgsFromConfig } from './objective.js';
+import { train, type TrainResult } from '../../training/trainer.js';
 
 /** Options of {@link trainWae}. */
 export interface TrainWaeOptions extends RunLoopOptions {
@@ -57,12 +59,12 @@ export async function trainWae(opts: TrainWaeOptions): Promise<TrainResult> {
   if (corners.size < config.loop.batchSize * strategy.worldSize) {
     throw new Error(`${corners.size} corner tiles are fewer than one global batch (${config.loop.batchSize} x ${strategy.worldSize} replicas)`);
   }
-  const pipeline = new Pipeline(corners, {
+  const pipeline = new Pipeline(imageExamples(corners), {
     batchSize: config.loop.batchSize,
     seed: config.loop.seed,
     rank: strategy.rank,
     worldSize: strategy.worldSize,
-    flip: config.data.flip,
+    augment: config.data.flip ? [horizontalFlip()] : [],
     prefetch: config.data.prefetch,
   });
   const objective = new WaeObjective({

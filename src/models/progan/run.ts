@@ -6,24 +6,25 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { ImageDataset } from '../data/pipeline.js';
-import { Pipeline } from '../data/pipeline.js';
-import { syntheticTiles } from '../data/synthetic.js';
-import { OneDeviceStrategy, shareFromRoot, type Strategy } from '../distributed/strategy.js';
-import { ProGanGenerator } from '../models/progan.js';
-import { UsageError } from '../util/errors.js';
-import { silentLogger, type Logger } from '../util/logger.js';
-import { hashSeed } from '../util/random.js';
-import { loadLatestCheckpoint } from './checkpoint.js';
-import { loopOptions, readRun, writeRunConfig, type RunLoopOptions } from './run-dir.js';
-import { encoderWaeConfig, scheduleConfigOf, type ProGanTrainConfig } from './config-progan.js';
-import { emaDecayFromHalfLife } from './ema.js';
-import { ProGanObjective } from './objectives/progan.js';
-import type { WaeObjective } from './objectives/wae.js';
-import { loadWae, openImages, trainWae, waeObjectiveOf } from './run-wae.js';
+import type { ImageDataset } from '../../data/pipeline.js';
+import { Pipeline } from '../../data/pipeline.js';
+import { horizontalFlip, imageExamples } from '../../data/examples.js';
+import { syntheticTiles } from '../../data/synthetic.js';
+import { OneDeviceStrategy, shareFromRoot, type Strategy } from '../../distributed/strategy.js';
+import { ProGanGenerator } from './networks.js';
+import { UsageError } from '../../util/errors.js';
+import { silentLogger, type Logger } from '../../util/logger.js';
+import { hashSeed } from '../../util/random.js';
+import { loadLatestCheckpoint } from '../../training/checkpoint.js';
+import { loopOptions, readRun, writeRunConfig, type RunLoopOptions } from '../../training/run-dir.js';
+import { encoderWaeConfig, scheduleConfigOf, type ProGanTrainConfig } from './config.js';
+import { emaDecayFromHalfLife } from '../../training/ema.js';
+import { ProGanObjective } from './objective.js';
+import type { WaeObjective } from '../wae/objective.js';
+import { loadWae, openImages, trainWae, waeObjectiveOf } from '../wae/run.js';
 import { schedule } from './schedule.js';
-import { assignValues, readValues } from './variables.js';
-import { train, type TrainResult } from './trainer.js';
+import { assignValues, readValues } from '../../training/variables.js';
+import { train, type TrainResult } from '../../training/trainer.js';
 
 /** Options of {@link trainProgan}. */
 export interface TrainProganOptions extends RunLoopOptions {
@@ -185,12 +186,12 @@ export async function trainProgan(opts: TrainProganOptions): Promise<ProGanTrain
     if (images.size < globalBatch) {
       throw new UsageError(`--batch-size: ${images.size} training images are fewer than one global batch (${config.loop.batchSize} x ${strategy.worldSize} replicas)`);
     }
-    pipeline = new Pipeline(images, {
+    pipeline = new Pipeline(imageExamples(images), {
       batchSize: config.loop.batchSize,
       seed: config.loop.seed,
       rank: strategy.rank,
       worldSize: strategy.worldSize,
-      flip: config.data.flip,
+      augment: config.data.flip ? [horizontalFlip()] : [],
       prefetch: config.data.prefetch,
     });
     const sampleImages: Float32Array[] = [];

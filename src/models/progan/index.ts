@@ -1,0 +1,39 @@
+/**
+ * The conditional progressive GAN for satellite image completion as a model unit: its light
+ * descriptor (no tfjs). The heavy part is imported by {@link proganModel.load} when a run starts.
+ */
+import { IMAGE_DATA_FLAGS, IMAGE_DATA_OPTIONAL_KEYS, LOOP_FLAGS } from '../../training/config.js';
+import { defineModel } from '../unit.js';
+import { defaultProGanTrainConfig, PROGAN_PRESETS, validateProGanConfig, type ProGanTrainConfig } from './config.js';
+
+/** The `progan` model unit. */
+export const proganModel = defineModel<ProGanTrainConfig>({
+  name: 'progan',
+  summary: 'conditional progressive GAN completing a missing image corner from the other three',
+  defaults: defaultProGanTrainConfig,
+  presets: PROGAN_PRESETS,
+  optionalKeys: { ...IMAGE_DATA_OPTIONAL_KEYS, 'encoder.runDir': 'string', 'encoder.steps': 'number', 'ema.halfLifeKimg': 'number' },
+  validate: validateProGanConfig,
+  flags: [
+    ...IMAGE_DATA_FLAGS,
+    ...LOOP_FLAGS,
+    { name: 'resolution', path: 'progan.maxCornerResolution', type: 'number', describe: 'corner tile side in pixels (power of two)' },
+    { name: 'latent-size', path: 'progan.latentDim', type: 'number', describe: 'latent size per corner' },
+    { name: 'encoder', path: 'encoder.runDir', type: 'string', describe: 'a trained WAE run directory used as the frozen encoder (default: train one first)' },
+    { name: 'encoder-steps', path: 'encoder.steps', type: 'number', describe: 'training steps of the encoder trained first (default: its preset\'s)' },
+    { name: 'start-resolution', path: 'schedule.startResolution', type: 'number', describe: 'corner side the growth starts at' },
+    { name: 'fade-kimg', path: 'schedule.fadeKimg', type: 'number', describe: 'thousands of images per fade-in phase' },
+    { name: 'stable-kimg', path: 'schedule.stableKimg', type: 'number', describe: 'thousands of images per stabilising phase' },
+    { name: 'lr-g', path: 'schedule.lrG', type: 'number', describe: 'generator learning rate' },
+    { name: 'lr-d', path: 'schedule.lrD', type: 'number', describe: 'discriminators\' learning rate' },
+    { name: 'global-weight', path: 'loss.globalWeight', type: 'number', describe: 'weight of the global discriminator vs the local one (0..1)' },
+    { name: 'fmap-base', path: 'progan.fmapBase', type: 'number', describe: 'channel table base, nf = min(base / 2^stage, max)' },
+    { name: 'fmap-max', path: 'progan.fmapMax', type: 'number', describe: 'channel table maximum' },
+    { name: 'z-dim', path: 'progan.zDim', type: 'number', describe: 'noise size' },
+    { name: 'mbstd-group-size', path: 'progan.mbstdGroupSize', type: 'number', describe: 'minibatch-stddev group size of both discriminators (0 disables)' },
+  ],
+  load: async () => {
+    const { trainProgan } = await import('./run.js');
+    return { train: trainProgan };
+  },
+});
