@@ -1,9 +1,12 @@
 #!/usr/bin/env node
-// Builds the optional oneDNN addon (build/Release/proggan_native.node) with node-gyp.
+// Builds proggan's two optional addons with node-gyp: the oneDNN backend
+// (build/Release/proggan_native.node) and the shared-memory transport (build/Release/proggan_shm.node).
+// They are independent: the transport needs only a C++ toolchain, so multi-process training on one
+// host works without oneDNN.
 //
 // The package's install step: it never fails the install. When oneDNN's headers, a C++
-// compiler, make or python3 are missing, or the compile fails, it prints one warning saying how
-// to get the fast path and exits 0 (the pure-JS cpu backend still works).
+// compiler, make or python3 are missing, or the compile fails, it prints one line saying what was
+// built and how to get the rest, and exits 0 (the pure-JS cpu backend and the TCP transport still work).
 //
 // Environment:
 //   PROGGAN_SKIP_NATIVE=1     do nothing
@@ -54,7 +57,7 @@ const includeDirs = [
   '/opt/intel/oneapi/dnnl/latest/include',
 ];
 const header = includeDirs.map((d) => join(d, 'oneapi', 'dnnl', 'dnnl.hpp')).find((p) => existsSync(p));
-if (!header) giveUp('oneDNN headers (oneapi/dnnl/dnnl.hpp) not found');
+if (!header && required) giveUp('oneDNN headers (oneapi/dnnl/dnnl.hpp) not found');
 const cxx = process.env.CXX ?? (has('c++') ? 'c++' : 'g++');
 if (!has(cxx)) giveUp(`no C++ compiler (${cxx})`);
 if (!has('make')) giveUp('make not found');
@@ -78,7 +81,9 @@ function nodeGyp() {
   return ['npx', ['--yes', 'node-gyp']];
 }
 
-const env = { ...process.env, CXX: cxx };
+// Without oneDNN's headers only the shared-memory transport is built (gyp reads GYP_DEFINES).
+const withDnnl = header !== undefined;
+const env = { ...process.env, CXX: cxx, GYP_DEFINES: [process.env.GYP_DEFINES, `with_dnnl=${withDnnl ? 1 : 0}`].filter(Boolean).join(' ') };
 if (dnnlRoot) {
   const lib = [join(dnnlRoot, 'lib'), join(dnnlRoot, 'lib64')].filter((p) => existsSync(p));
   env.CPATH = [join(dnnlRoot, 'include'), process.env.CPATH].filter(Boolean).join(':');
@@ -101,13 +106,25 @@ if (r.status !== 0) {
   giveUp('the compile failed; set PROGGAN_NATIVE_VERBOSE=1 to see the log', `${r.stdout ?? ''}\n${r.stderr ?? ''}`);
 }
 
-// Load it once to catch link/runtime problems (e.g. libdnnl.so missing at run time).
+// Load each once to catch link/runtime problems (e.g. libdnnl.so missing at run time).
+const shmPath = join(root, 'build', 'Release', 'proggan_shm.node');
+try {
+  createRequire(import.meta.url)(shmPath);
+} catch (err) {
+  giveUp(`the shared-memory transport was built but does not load: ${err.message}`);
+}
+const secs = ((Date.now() - t0) / 1000).toFixed(1);
+if (!withDnnl) {
+  console.warn(
+    `WARNING proggan: built the shared-memory transport only (${secs} s): ${shmPath}; native oneDNN backend not built ` +
+      `(oneDNN headers (oneapi/dnnl/dnnl.hpp) not found), training falls back to the much slower pure-JS cpu backend. ${HOW}`,
+  );
+  process.exit(0);
+}
 const addonPath = join(root, 'build', 'Release', 'proggan_native.node');
 try {
   const addon = createRequire(import.meta.url)(addonPath);
-  console.log(
-    `proggan: built native oneDNN backend (oneDNN ${addon.dnnlVersion()}, ${((Date.now() - t0) / 1000).toFixed(1)} s): ${addonPath}`,
-  );
+  console.log(`proggan: built native oneDNN backend (oneDNN ${addon.dnnlVersion()}) and the shared-memory transport (${secs} s): ${addonPath}, ${shmPath}`);
 } catch (err) {
   giveUp(`the addon was built but does not load: ${err.message}`);
 }

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultShmRingBytes, shmSegmentName, transportKindFromEnv } from '../src/distributed/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const addonPath = join(here, '..', 'build', 'Release', 'proggan_native.node');
+const addonPath = join(here, '..', 'build', 'Release', 'proggan_shm.node');
 
 /** Whether the addon is built with shared memory support (it needs oneDNN to load at all). */
 function addonHasShm(): boolean {
@@ -97,7 +97,9 @@ describe('shared memory transport between processes', () => {
         env: {
           PATH: process.env['PATH'] ?? '',
           PROGGAN_DIST_DIR: distDir,
-          PROGGAN_NATIVE_ADDON: addonPath,
+          PROGGAN_SHM_ADDON: addonPath,
+          // The transport is its own addon: it must work where the oneDNN backend is not built.
+          PROGGAN_NATIVE_ADDON: join(tmpdir(), 'no-such-native-addon.node'),
           RANK: String(rank),
           WORLD_SIZE: String(n),
           MASTER_ADDR: '127.0.0.1',
@@ -132,8 +134,8 @@ describe('shared memory transport between processes', () => {
 
   it('without the addon, auto falls back to TCP and shm fails naming the rank that lacks it', async () => {
     const missing = join(tmpdir(), 'no-such-addon.node');
-    const auto = await launch(2, { SHM_TRANSPORT: 'auto', PROGGAN_NATIVE_ADDON: missing });
-    const shm = await launch(2, { SHM_TRANSPORT: 'shm', PROGGAN_NATIVE_ADDON: missing });
+    const auto = await launch(2, { SHM_TRANSPORT: 'auto', PROGGAN_SHM_ADDON: missing });
+    const shm = await launch(2, { SHM_TRANSPORT: 'shm', PROGGAN_SHM_ADDON: missing });
     try {
       const [autoCodes, shmCodes] = await within(Promise.all([Promise.all(auto.exits), Promise.all(shm.exits)]), 20_000, () => 'children did not finish');
       expect(autoCodes).toEqual([0, 0]);
@@ -143,7 +145,7 @@ describe('shared memory transport between processes', () => {
       for (const e of shm.messages.filter((m) => m.type === 'error')) {
         expect(e.code).toBe('handshake');
         expect(e.peer).toBe(0);
-        expect(e.message).toMatch(/PROGGAN_TRANSPORT=shm but rank 0 cannot use shared memory: the native addon is not built/);
+        expect(e.message).toMatch(/PROGGAN_TRANSPORT=shm but rank 0 cannot use shared memory: the shared-memory transport addon is not built/);
       }
     } finally {
       for (const c of [...auto.children, ...shm.children]) if (c.exitCode === null) c.kill('SIGKILL');

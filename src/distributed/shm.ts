@@ -30,7 +30,7 @@
  * goodbye) poisons this transport too.
  */
 import { readFileSync, readdirSync } from 'node:fs';
-import { loadNativeAddon } from '../util/addon.js';
+import { loadNativeAddon, SHM_ADDON } from '../util/addon.js';
 import type { Logger } from '../util/logger.js';
 import { fnv1a } from './cluster.js';
 import { allGatherBytes } from './collectives.js';
@@ -112,8 +112,8 @@ function isValidRingBytes(v: number): boolean {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Loading the addon. The same file as the native backend's (build/Release/proggan_native.node, or
-// PROGGAN_NATIVE_ADDON), loaded here without tfjs: distributed/ only moves bytes.
+// Loading the addon: its own file (build/Release/proggan_shm.node, or PROGGAN_SHM_ADDON), built
+// without oneDNN and loaded here without tfjs: distributed/ only moves bytes.
 
 type ShmLoad = { addon: ShmAddon } | { error: string };
 let shmLoaded: ShmLoad | undefined;
@@ -122,7 +122,7 @@ function loadShmAddon(): ShmLoad {
   if (shmLoaded) return shmLoaded;
   if (process.platform !== 'linux') return (shmLoaded = { error: `platform ${process.platform} is not supported` });
   const fns = ['shmOpen', 'shmUnlink', 'shmClose', 'shmWait', 'shmNotify'];
-  shmLoaded = loadNativeAddon<ShmAddon>(fns, (path) => `${path} has no shared memory support (rebuild it: node scripts/build-native.mjs)`);
+  shmLoaded = loadNativeAddon<ShmAddon>(fns, (path) => `${path} has no shared memory support (rebuild it: node scripts/build-native.mjs)`, SHM_ADDON);
   return shmLoaded;
 }
 

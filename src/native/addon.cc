@@ -25,11 +25,6 @@
 
 #include "elementwise.h"
 
-namespace proggan {
-// Shared-memory segments and cross-process waits for the shm transport (shm.cc).
-void RegisterShm(Napi::Env env, Napi::Object exports);
-}  // namespace proggan
-
 namespace {
 
 using dnnl::algorithm;
@@ -538,7 +533,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cacheSize", Napi::Function::New(env, CacheSize));
   exports.Set("dnnlVersion", Napi::Function::New(env, Version));
   proggan::RegisterElementwise(env, exports);
-  proggan::RegisterShm(env, exports);
   return exports;
 }
 
