@@ -44,6 +44,8 @@ export interface RasterHeader {
   nodata: number | null;
   /** 0-based index of the alpha band, or null. */
   alphaBand: number | null;
+  /** Band layout in words, e.g. `grayscale`, `rgba`, `palette`, `13-band`. */
+  layout: string;
 }
 
 /** How the bands of a raster are chosen and masked. */
@@ -108,8 +110,10 @@ export interface RasterSource {
   readonly header: RasterHeader;
   /** Channels every region has. */
   readonly channels: number;
-  /** Conversions applied to every region (e.g. `grayscale->rgb`, `nodata-tag-ignored`). */
+  /** Conversions applied to every region (e.g. `nodata-tag-ignored`, `exif-orientation`). */
   readonly conversions: readonly string[];
+  /** Band selection / channel conversions applied to every region (e.g. `grayscale->rgb`, `4-band->first-3`). */
+  readonly channelConversions: readonly string[];
   /** Raw samples of the region at (x, y) of size w x h, which must lie inside the image. */
   read(x: number, y: number, w: number, h: number): Promise<RasterRegion>;
   /** Release the file. */
@@ -174,6 +178,7 @@ class GeoTiffSource implements RasterSource {
     readonly header: RasterHeader,
     readonly channels: number,
     readonly conversions: readonly string[],
+    readonly channelConversions: readonly string[],
     private readonly tiff: GeoTIFF,
     private readonly image: GeoTIFFImage,
     private readonly bands: readonly number[],
@@ -222,6 +227,7 @@ class SharpSource implements RasterSource {
     readonly header: RasterHeader,
     readonly channels: number,
     readonly conversions: readonly string[],
+    readonly channelConversions: readonly string[],
     private readonly bands: readonly number[],
     private readonly maskAlpha: boolean,
     private readonly depth: 'uchar' | 'ushort',
@@ -333,8 +339,9 @@ export async function openRaster(file: string, opts: RasterOptions = {}): Promis
         interleave: image.planarConfiguration === 2 ? 'band' : 'pixel',
         nodata,
         alphaBand,
+        layout: bands === 1 ? 'grayscale' : bands === 2 && alphaBand === 1 ? 'grayscale+alpha' : bands === 3 ? 'rgb' : bands === 4 && alphaBand === 3 ? 'rgba' : `${bands}-band`,
       };
-      return new GeoTiffSource(header, plan.channels, [...conversions, ...plan.conversions], tiff, image, plan.bands, maskAlpha && alphaBand !== null);
+      return new GeoTiffSource(header, plan.channels, conversions, plan.conversions, tiff, image, plan.bands, maskAlpha && alphaBand !== null);
     } catch (err) {
       const r = tiff.close();
       if (r) await r;
@@ -366,7 +373,6 @@ export async function openRaster(file: string, opts: RasterOptions = {}): Promis
   const bands = meta.isPalette ? (meta.hasAlpha ? 4 : 3) : (meta.channels ?? 0);
   const alphaBand = meta.hasAlpha ? bands - 1 : null;
   const plan = planBands(file, bands, alphaBand, opts);
-  if (meta.isPalette) conversions.push('palette->rgb');
   const swap = (meta.orientation ?? 1) >= 5;
   const header: RasterHeader = {
     file,
@@ -379,8 +385,9 @@ export async function openRaster(file: string, opts: RasterOptions = {}): Promis
     interleave: 'pixel',
     nodata: opts.nodata ?? null,
     alphaBand,
+    layout: kind,
   };
-  return new SharpSource(header, plan.channels, [...conversions, ...plan.conversions], plan.bands, maskAlpha && alphaBand !== null, meta.depth);
+  return new SharpSource(header, plan.channels, conversions, plan.conversions, plan.bands, maskAlpha && alphaBand !== null, meta.depth);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -531,6 +538,9 @@ export function mappedSpread(mapped: Float32Array, channels: number, valid: Uint
 // ---------------------------------------------------------------------------------------------
 // Whole images: the one decoder for training folders and CLI inputs
 
+/** Full value range of integer sample types. */
+const TYPE_RANGE: Record<string, [number, number]> = { uint8: [0, 255], uint16: [0, 65535], int16: [-32768, 32767], uint32: [0, 4294967295], int32: [-2147483648, 2147483647] };
+
 /** A decoded whole image. */
 export interface DecodedImage {
   /** HWC values in [-1, 1]. */
@@ -575,23 +585,34 @@ export async function decodeImageFile(file: string, opts: DecodeImageOptions = {
       throw new UnusableImage(`is ${header.width}x${header.height}, more than the ${maxPixels} pixels decoded whole; read it as a scene (windows) instead`);
     }
     const conversions = [...src.conversions];
-    if (header.alphaBand !== null && opts.bands === undefined) conversions.push((opts.alpha ?? 'mask') === 'mask' ? 'alpha->mask' : 'alpha-dropped');
+    const dst = src.channels === 3 ? 'rgb' : src.channels === 1 ? 'grayscale' : `${src.channels}-band`;
+    if (opts.bands !== undefined) conversions.push(`bands-${opts.bands.join(',')}`);
+    else if (header.layout !== dst) conversions.push(`${header.layout}->${dst}`);
+    if (header.alphaBand !== null && opts.bands === undefined && (opts.alpha ?? 'mask') === 'mask') conversions.push('alpha->mask');
     const region = await src.read(0, 0, header.width, header.height);
     let mapping: ValueMapping;
     const spec = opts.mapping ?? defaultMappingSpec(header.sampleType, region.channels);
     if (isCompleteMapping(spec)) {
       mapping = validateMapping(spec, region.channels);
+      if (header.sampleType !== 'uint8' || mapping.kind !== 'fixed') conversions.push(`${header.sampleType}-${mapping.kind}-range`);
     } else {
       const samples: number[][] = Array.from({ length: region.channels }, () => []);
       channelSamples(region, spec, samples);
-      try {
-        mapping = mappingFromSamples(spec, samples);
-      } catch (err) {
-        throw new UnusableImage(reasonOf(err));
+      const range = TYPE_RANGE[header.sampleType];
+      const constant = samples.every((a) => a.length > 0 && a.every((v) => v === a[0]));
+      if (constant && range !== undefined && spec.kind === 'percentile') {
+        // Percentiles of a constant image say nothing: use the sample type's full range.
+        mapping = { kind: 'fixed', low: new Array<number>(region.channels).fill(range[0]), high: new Array<number>(region.channels).fill(range[1]) };
+        conversions.push(`${header.sampleType}-full-range`);
+      } else {
+        try {
+          mapping = mappingFromSamples(spec, samples);
+        } catch (err) {
+          throw new UnusableImage(reasonOf(err));
+        }
+        conversions.push(mapping.kind === 'db' ? `${mapping.input}->dB` : `${header.sampleType}-percentile-${spec.lowPercent ?? 2}-${spec.highPercent ?? 98}`);
       }
-      conversions.push(mapping.kind === 'db' ? `${mapping.input}->dB` : `percentile-${spec.lowPercent ?? 2}-${spec.highPercent ?? 98}`);
     }
-    if (header.sampleType !== 'uint8' && mapping.kind === 'fixed') conversions.push(`${header.sampleType}->fixed-range`);
     const valid = region.valid;
     const data = applyMapping(region.data, region.channels, mapping, valid);
     return { data, valid, width: header.width, height: header.height, channels: region.channels, mapping, header, conversions };
