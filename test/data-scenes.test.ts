@@ -81,6 +81,11 @@ describe('scene windows', () => {
     expect(a.train.filter((s) => a.held.includes(s))).toEqual([]);
     expect(a.train.length + a.held.length).toBe(40);
     expect(splitScenes(scenes, 0.25, 12).held).not.toEqual(a.held);
+    // Grouped scenes (before/after of one place) never straddle the split.
+    const pairs = Array.from({ length: 20 }, (_, i) => [`/d/p${i}_before.png`, `/d/p${i}_after.png`]).flat();
+    const g = splitScenes(pairs, 0.3, 5, (s) => s.replace(/_(before|after)\.png$/, ''));
+    expect(g.held.length).toBe(12);
+    for (const h of g.held) expect(g.held).toContain(h.includes('_before') ? h.replace('_before', '_after') : h.replace('_after', '_before'));
   });
 });
 

@@ -172,14 +172,19 @@ export async function listSceneFiles(dir: string, opts: { recursive?: boolean; e
  * path, or name), so every window of a scene is on one side only, and the split of a scene does
  * not change when others are added.
  *
- * @param evalFraction fraction of scenes held out (at least one when there are two or more scenes).
+ * @param evalFraction fraction of scenes (groups) held out (at least one when there are two or more).
+ * @param group optional key putting scenes together (e.g. the before/after images of one place, two
+ *   dates of one tile): scenes of one group always land on the same side.
  */
-export function splitScenes<T extends string>(scenes: readonly T[], evalFraction: number, seed: number): { train: T[]; held: T[] } {
+export function splitScenes<T extends string>(scenes: readonly T[], evalFraction: number, seed: number, group?: (scene: T) => string): { train: T[]; held: T[] } {
   if (!(evalFraction >= 0 && evalFraction < 1)) throw new RangeError(`splitScenes: evalFraction must be in [0, 1), got ${evalFraction}`);
-  const keyed = scenes.map((s) => ({ s, k: hashSeed(seed, 'scene-split', s) })).sort((a, b) => a.k - b.k || (a.s < b.s ? -1 : 1));
-  let nHeld = Math.round(evalFraction * scenes.length);
-  if (evalFraction > 0 && nHeld === 0 && scenes.length >= 2) nHeld = 1;
-  const held = new Set(keyed.slice(0, nHeld).map((x) => x.s));
+  const keyOf = group ?? ((s: T): string => s);
+  const groups = [...new Set(scenes.map(keyOf))];
+  const keyed = groups.map((g) => ({ g, k: hashSeed(seed, 'scene-split', g) })).sort((a, b) => a.k - b.k || (a.g < b.g ? -1 : 1));
+  let nHeld = Math.round(evalFraction * groups.length);
+  if (evalFraction > 0 && nHeld === 0 && groups.length >= 2) nHeld = 1;
+  const heldGroups = new Set(keyed.slice(0, nHeld).map((x) => x.g));
+  const held = new Set(scenes.filter((s) => heldGroups.has(keyOf(s))));
   return { train: scenes.filter((s) => !held.has(s)), held: scenes.filter((s) => held.has(s)) };
 }
 
