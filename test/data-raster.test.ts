@@ -25,7 +25,7 @@ describe('GeoTIFF rasters via geotiff', () => {
     const img = await decodeImageFile(file);
     expect(img.header.sampleType).toBe('uint16');
     expect(img.mapping.kind).toBe('percentile');
-    expect(img.conversions).toContain('percentile-2-98');
+    expect(img.conversions).toContain('uint16-percentile-2-98');
     // Not almost black: the mapped values span most of [-1, 1].
     const sorted = Float32Array.from(img.data).sort();
     expect(sorted[Math.floor(sorted.length * 0.05)]).toBeLessThan(-0.8);
