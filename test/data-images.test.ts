@@ -97,7 +97,8 @@ describe('loadImageFolder', () => {
     expect(ds.conversions).toEqual({
       'grayscale->rgb': 2,
       'rgba->rgb': 1,
-      '16bit->8bit': 2,
+      // Both 16-bit files are constant: percentiles say nothing, the full uint16 range is used.
+      'uint16-full-range': 2,
       'palette->rgb': 1,
       'cover-crop': GOOD.length,
     });
@@ -131,6 +132,20 @@ describe('loadImageFolder', () => {
     expect(Math.min(...sixteen)).toBe(1);
     const grey16 = await ds.getBytes(byName('g-gray16.png'));
     expect([...grey16].every((v) => v === 128)).toBe(true);
+  });
+
+  it('maps SpaceNet-like 16-bit values (54..6615) to the full range instead of near-black', async () => {
+    const dir = path.join(root, 'spacenet');
+    await fs.mkdir(dir);
+    const v = new Uint16Array(32 * 32 * 3);
+    for (let k = 0; k < v.length; k++) v[k] = 54 + ((k * 2654435761) % 6562);
+    await sharp(v, { raw: { width: 32, height: 32, channels: 3 } }).toColourspace('rgb16').png().toFile(path.join(dir, 'sn.png'));
+    const ds = await loadImageFolder(dir, { resolution: 32, channels: 3 });
+    expect(ds.conversions).toEqual({ 'uint16-percentile-2-98': 1 });
+    const px = [...(await ds.getBytes(0))].sort((a, b) => a - b);
+    // Old behaviour (divide by 256): every value <= 25.
+    expect(px[Math.floor(px.length / 2)]).toBeGreaterThan(100);
+    expect(px[Math.floor(px.length * 0.99)]).toBe(255);
   });
 
   it('converts to one channel and counts rgb->grayscale', async () => {

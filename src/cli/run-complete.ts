@@ -2,16 +2,16 @@
  * The bodies of `proggan complete`, `proggan extend` and `proggan sample`, loaded only when one of
  * them actually runs (they pull in tfjs, sharp and the models).
  *
- * Input images are validated like training data: a full decode (not just the header) with sharp,
- * alpha dropped, channels converted explicitly to the model's (1 or 3), 16-bit reduced to 8-bit,
- * every conversion logged. `complete` needs a 2R x 2R image at the model's corner side R: another
+ * Input images are decoded by the same function as training data (`decodeImageFile` in
+ * data/raster.ts, with the same messages): a full decode, alpha dropped, channels converted
+ * explicitly to the model's (1 or 3), 16-bit and float rasters mapped to [-1, 1], every conversion logged. `complete` needs a 2R x 2R image at the model's corner side R: another
  * size is cover-cropped (centred) and resized to 2R x 2R with a warning saying so (`--no-resize`
  * makes it an error), and the output is 2R x 2R. `extend` uses the image at its own pixel scale.
  */
 import { appendFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import sharp from 'sharp';
 import { initBackend } from '../backend/index.js';
 import { completeImage, completeImages, completerFromModels, type CornerCompleter } from '../completion/complete.js';
 import { extendImage, planExtension } from '../completion/extend.js';
@@ -19,6 +19,7 @@ import { CORNERS, splitCorners, type Corner } from '../data/corners.js';
 import { meanPairwiseMsSsim } from '../metrics/ms-ssim.js';
 import { slicedWassersteinDistance } from '../metrics/swd.js';
 import { bytesToUnit, loadImageFolder } from '../data/images.js';
+import { decodeImageFile, reasonOf, UnusableImage, unitToBytes, type MappingSpec } from '../data/raster.js';
 import { syntheticTiles } from '../data/synthetic.js';
 import { writeImageGrid, writeRowsGrid } from '../training/samples.js';
 import { UsageError } from '../util/errors.js';
@@ -41,71 +42,36 @@ export interface InputImage {
   conversions: string[];
 }
 
-/** The decoder's message as one line. */
-function reasonOf(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
-  return msg.split('\n').map((s) => s.trim()).filter((s) => s.length > 0).join('; ') || 'unknown decode error';
-}
-
-function sourceKind(meta: Metadata): string {
-  if (meta.isPalette) return meta.hasAlpha ? 'palette+alpha' : 'palette';
-  if (meta.space === 'cmyk') return 'cmyk';
-  const kinds: Record<number, string> = { 1: 'grayscale', 2: 'grayscale+alpha', 3: 'rgb', 4: 'rgba' };
-  return kinds[meta.channels ?? 0] ?? `${String(meta.channels)}-band`;
-}
-
 /**
- * Read one image file given by `flag` (e.g. `--image`): full decode, alpha dropped, converted to
- * `channels`; optionally cover-cropped and resized to `size` x `size`. Every failure is a
- * {@link UsageError} naming the flag and the file.
+ * Read one image file given by `flag` (e.g. `--image`) with the shared decoder of training data
+ * ({@link decodeImageFile}: full decode, alpha dropped, converted to `channels`, 16-bit and float
+ * rasters mapped by the image's percentiles or by `mapping`); optionally cover-cropped and resized
+ * to `size` x `size`. Every failure is a {@link UsageError} naming the flag, the file and the reason.
  */
-export async function readImageFile(file: string, channels: 1 | 3, flag: string, size?: number): Promise<InputImage> {
+export async function readImageFile(file: string, channels: 1 | 3, flag: string, size?: number, mapping?: MappingSpec): Promise<InputImage> {
   const where = `${flag} ${file}`;
   await checkFile(file, flag);
-  let meta: Metadata;
+  let img;
   try {
-    meta = await sharp(file, { failOn: 'warning' }).metadata();
+    img = await decodeImageFile(file, { channels, alpha: 'ignore', ...(mapping ? { mapping } : {}) });
   } catch (err) {
-    throw new UsageError(`${where}: not a readable image (${reasonOf(err)}); give a PNG, JPEG, TIFF or WebP file`);
+    if (err instanceof UnusableImage) throw new UsageError(`${where}: ${err.message}`);
+    throw err;
   }
-  if (meta.depth !== 'uchar' && meta.depth !== 'ushort') {
-    throw new UsageError(`${where}: unsupported sample format '${String(meta.depth)}' (8- and 16-bit integer images are read); convert it first`);
-  }
-  const conversions: string[] = [];
-  const src = sourceKind(meta);
-  const dst = channels === 3 ? 'rgb' : 'grayscale';
-  if (src !== dst) conversions.push(`${src}->${dst}`);
-  if (meta.depth === 'ushort') conversions.push('16bit->8bit');
-  if ((meta.pages ?? 1) > 1) conversions.push('multipage->first-page');
-
-  // Decode the whole file (a truncated or corrupt file fails here, not later).
-  let raw: { data: Buffer; info: OutputInfo };
-  try {
-    raw = await sharp(file, { failOn: 'warning', autoOrient: true })
-      .removeAlpha()
-      .toColourspace(channels === 3 ? 'srgb' : 'b-w')
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
-  } catch (err) {
-    throw new UsageError(`${where}: the image does not decode (${reasonOf(err)}); the file may be truncated or corrupt`);
-  }
-  let { width, height } = raw.info;
-  if (raw.info.channels !== channels || raw.data.length !== width * height * channels) {
-    throw new UsageError(`${where}: decoded to ${raw.info.channels} channels where ${channels} were asked for (source: ${src})`);
-  }
-  let bytes = new Uint8Array(raw.data.buffer, raw.data.byteOffset, raw.data.length);
-
+  const conversions = img.conversions;
+  let { width, height } = img;
+  let data = img.data;
   // Cover-crop and resize when a size is asked for and differs.
   if (size !== undefined && (width !== size || height !== size)) {
     conversions.push(width !== height ? 'cover-crop' : 'resize');
-    let img = sharp(raw.data, { raw: { width, height, channels } }).resize(size, size, { fit: 'cover', position: 'centre' });
-    if (channels === 1) img = img.toColourspace('b-w');
-    const out = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-    bytes = new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.length);
+    let im = sharp(unitToBytes(data), { raw: { width, height, channels } }).resize(size, size, { fit: 'cover', position: 'centre' });
+    if (channels === 1) im = im.toColourspace('b-w');
+    const out = await im.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    data = bytesToUnit(new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.length));
     width = size;
     height = size;
   }
-  return { data: bytesToUnit(bytes), width, height, channels, conversions };
+  return { data, width, height, channels, conversions };
 }
 
 /** Fail fast (before the model loads) when the file named by `flag` is not there. */

@@ -1,5 +1,7 @@
 /**
- * Image folders read with sharp. Every file is validated up front by a full decode (not just its
+ * Image folders of whole images, decoded by the shared decoder of `raster.ts` (sharp for PNG/JPEG/WebP,
+ * geotiff for TIFF/GeoTIFF of any bit depth; 16-bit and float images mapped by their own 2-98 %
+ * percentiles, so they no longer load almost black; large images decoded one at a time). Every file is validated up front by a full decode (not just its
  * header), channels are converted explicitly to the requested count and every conversion is counted
  * and logged; unusable files either fail the load with one error that lists them all, or are skipped
  * with a warning each. Nothing is dropped silently.
@@ -7,9 +9,10 @@
 
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import sharp, { type OutputInfo } from 'sharp';
 import { silentLogger, type Logger } from '../util/logger.js';
 import type { ImageDataset } from './pipeline.js';
+import { decodeImageFile, reasonOf, UnusableImage, unitToBytes } from './raster.js';
 
 export type { ImageDataset } from './pipeline.js';
 
@@ -86,93 +89,56 @@ interface Decoded {
 
 const NO_PIXELS = new Uint8Array(0);
 
-/** Why a file is unusable; the message is the reason shown to the user. */
-class UnusableImage extends Error {}
+/** Images with more pixels than this are decoded one at a time (four concurrent full decodes of 16000^2 PNGs took 3.2 GB). */
+const LARGE_IMAGE_PIXELS = 2 ** 22;
+let largeDecode: Promise<void> = Promise.resolve();
 
-/** Name of an image's source channel layout, for conversion counts. */
-function sourceKind(meta: Metadata): string {
-  if (meta.isPalette) return meta.hasAlpha ? 'palette+alpha' : 'palette';
-  if (meta.space === 'cmyk') return 'cmyk';
-  switch (meta.channels) {
-    case 1:
-      return 'grayscale';
-    case 2:
-      return 'grayscale+alpha';
-    case 3:
-      return 'rgb';
-    case 4:
-      return 'rgba';
-    default:
-      return `${String(meta.channels)}-band`;
+/** Run `fn` after every earlier large decode has finished (a queue of one). */
+async function oneAtATime<T>(fn: () => Promise<T>): Promise<T> {
+  const prev = largeDecode;
+  let release!: () => void;
+  largeDecode = new Promise<void>((r) => (release = r));
+  await prev;
+  try {
+    return await fn();
+  } finally {
+    release();
   }
 }
 
 /**
- * Fully decode one file, convert it to `channels` 8-bit channels and cover-crop it to
- * `resolution` x `resolution`. Throws {@link UnusableImage} with a reason when the file is unusable.
+ * Decode one file with the shared decoder ({@link decodeImageFile}: sharp for PNG/JPEG/WebP,
+ * geotiff for TIFF; alpha dropped, 16-bit/float mapped by the image's 2-98 % percentiles), convert
+ * to `channels` 8-bit channels and cover-crop it to `resolution` x `resolution`. Throws
+ * {@link UnusableImage} with a reason when the file is unusable.
  */
 async function decodeImage(file: string, resolution: number, channels: 1 | 3): Promise<Decoded> {
-  const conversions: string[] = [];
-  let meta: Metadata;
-  try {
-    meta = await sharp(file, { failOn: 'warning' }).metadata();
-  } catch (err) {
-    throw new UnusableImage(reasonOf(err));
-  }
-  if (meta.depth !== 'uchar' && meta.depth !== 'ushort') {
-    throw new UnusableImage(`unsupported sample format '${meta.depth}' (only 8- and 16-bit integer images are read); convert it to 8 or 16 bit first`);
-  }
-  const src = sourceKind(meta);
-  const dst = channels === 3 ? 'rgb' : 'grayscale';
-  if (src !== dst) conversions.push(`${src}->${dst}`);
-  if (meta.depth === 'ushort') conversions.push('16bit->8bit');
-  if ((meta.pages ?? 1) > 1) conversions.push('multipage->first-page');
-  if ((meta.orientation ?? 1) > 1) conversions.push('exif-orientation');
-
-  // Decode the whole image at its own size: alpha is dropped before anything else (the alpha slot
-  // of aerial PNGs may hold near-infrared, which must not be premultiplied into the colours), and
-  // the colour space is set explicitly so the channel count is known.
-  let full: { data: Buffer; info: OutputInfo };
-  try {
-    full = await sharp(file, { failOn: 'warning', autoOrient: true })
-      .removeAlpha()
-      .toColourspace(channels === 3 ? 'srgb' : 'b-w')
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
-  } catch (err) {
-    throw new UnusableImage(reasonOf(err));
-  }
-  const { width, height } = full.info;
-  if (full.info.channels !== channels) {
-    throw new UnusableImage(`decoded to ${full.info.channels} channels where ${channels} were asked for (source: ${src}, ${meta.channels} bands)`);
-  }
-  if (full.data.length !== width * height * channels) {
-    throw new UnusableImage(`decoded ${full.data.length} bytes for a ${width}x${height}x${channels} image`);
-  }
-  if (width === resolution && height === resolution) return { pixels: new Uint8Array(full.data.buffer, full.data.byteOffset, full.data.length), conversions };
-
-  // Cover-crop to a centred square and resize.
-  if (width !== height) conversions.push('cover-crop');
-  if (Math.min(width, height) < resolution) conversions.push('upscale');
-  let out: { data: Buffer; info: OutputInfo };
-  try {
-    let img = sharp(full.data, { raw: { width, height, channels } }).resize(resolution, resolution, { fit: 'cover', position: 'centre' });
-    // Raw 1-channel input would otherwise come out as sRGB.
-    if (channels === 1) img = img.toColourspace('b-w');
-    out = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-  } catch (err) {
-    throw new UnusableImage(`resize failed: ${reasonOf(err)}`);
-  }
-  if (out.info.channels !== channels || out.info.width !== resolution || out.info.height !== resolution) {
-    throw new UnusableImage(`resized to ${out.info.width}x${out.info.height}x${out.info.channels}, expected ${resolution}x${resolution}x${channels}`);
-  }
-  return { pixels: new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.length), conversions };
-}
-
-/** The decoder's message as one line. */
-function reasonOf(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
-  return msg.split('\n').map((s) => s.trim()).filter((s) => s.length > 0).join('; ') || 'unknown decode error';
+  const run = async (): Promise<Decoded> => {
+    const img = await decodeImageFile(file, { channels, alpha: 'ignore' });
+    const conversions = img.conversions;
+    const { width, height } = img;
+    const bytes = unitToBytes(img.data);
+    if (width === resolution && height === resolution) return { pixels: bytes, conversions };
+    // Cover-crop to a centred square and resize.
+    if (width !== height) conversions.push('cover-crop');
+    if (Math.min(width, height) < resolution) conversions.push('upscale');
+    let out: { data: Buffer; info: OutputInfo };
+    try {
+      let im = sharp(bytes, { raw: { width, height, channels } }).resize(resolution, resolution, { fit: 'cover', position: 'centre' });
+      // Raw 1-channel input would otherwise come out as sRGB.
+      if (channels === 1) im = im.toColourspace('b-w');
+      out = await im.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    } catch (err) {
+      throw new UnusableImage(`resize failed: ${reasonOf(err)}`);
+    }
+    if (out.info.channels !== channels || out.info.width !== resolution || out.info.height !== resolution) {
+      throw new UnusableImage(`resized to ${out.info.width}x${out.info.height}x${out.info.channels}, expected ${resolution}x${resolution}x${channels}`);
+    }
+    return { pixels: new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.length), conversions };
+  };
+  const meta = await sharp(file, { limitInputPixels: false }).metadata().catch(() => null);
+  const large = meta !== null && (meta.width ?? 0) * (meta.height ?? 0) > LARGE_IMAGE_PIXELS;
+  return large ? oneAtATime(run) : run();
 }
 
 /** Map 8-bit pixels to float32 in [-1, 1]. */

@@ -15,3 +15,5 @@ export {
 export type { ImageShape, SwdOptions, SwdResult, SwdLevel, PyramidLevel, SlicedWassersteinOptions, SwdKernel } from './swd.js';
 export { ssim, msSsim, meanPairwiseMsSsim, msSsimScales, MS_SSIM_WEIGHTS } from './ms-ssim.js';
 export type { SsimOptions, MsSsimOptions, MeanPairwiseMsSsimOptions } from './ms-ssim.js';
+export { BASELINES, baselineCorners, bottomRightCorners, pasteBottomRight, seamEnergy, scoreCompletion, scoreBaselines } from './baselines.js';
+export type { BaselineName, CompletionScores, ScoreOptions } from './baselines.js';
