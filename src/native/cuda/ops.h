@@ -35,7 +35,7 @@
   X(ClipByValue, fminf(fmaxf(x, a), b))                            \
   X(Scale, a * x + b)
 
-// X(name, expression of float x, float y); results are float32.
+// X(name, expression of float x, float y); results are float32. EluGrad: x = dy, y = elu output.
 #define PROGGAN_CUDA_BINARY_OPS(X)                                 \
   X(Add, x + y)                                                    \
   X(Sub, x - y)                                                    \
@@ -49,7 +49,8 @@
   X(Mod, fmodf(fmodf(x, y) + y, y))                                \
   X(Atan2, atan2f(x, y))                                           \
   X(DivNoNan, y == 0.f ? 0.f : x / y)                              \
-  X(Prelu, x < 0.f ? x * y : x)
+  X(Prelu, x < 0.f ? x * y : x)                                   \
+  X(EluGrad, y >= 0.f ? x : x * (y + 1.f))
 
 // X(name, boolean expression of float x, float y); results are uint8 (tfjs bool).
 #define PROGGAN_CUDA_COMPARE_OPS(X)                                \
