@@ -129,3 +129,57 @@ export function maxRelError(a: Float32Array[], b: Float32Array[]): number {
   });
   return worst;
 }
+
+/** `count` parity cases with shapes drawn from `seed`: broadcasts, reductions, transposes, matmuls, convolutions, pooling. */
+export function randomParityCases(seed: number, count: number): ParityCase[] {
+  let s = seed >>> 0 || 1;
+  const rnd = (lo: number, hi: number) => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return lo + (s % (hi - lo + 1));
+  };
+  const pick = <T>(xs: readonly T[]): T => xs[rnd(0, xs.length - 1)] as T;
+  const out: ParityCase[] = [];
+  const kinds = ['binary', 'reduce', 'transpose', 'matmul', 'conv2d', 'conv3d', 'pool', 'concat'] as const;
+  for (let i = 0; i < count; ++i) {
+    const kind = kinds[i % kinds.length] as (typeof kinds)[number];
+    if (kind === 'binary') {
+      const shape = Array.from({ length: rnd(1, 5) }, () => rnd(1, 5));
+      const other = shape.map((d) => (rnd(0, 2) === 0 ? 1 : d)).slice(rnd(0, shape.length - 1));
+      const op = pick(['add', 'mul', 'sub', 'maximum'] as const);
+      out.push({ name: `random ${op} [${shape}] x [${other}]`, inputs: [shape, other], fn: (a, b) => tf[op](a!, b!), grad: true });
+    } else if (kind === 'reduce') {
+      const shape = Array.from({ length: rnd(2, 5) }, () => rnd(1, 6));
+      const axes = shape.map((_, k) => k).filter(() => rnd(0, 1) === 1);
+      const ax = axes.length > 0 ? axes : [0];
+      const op = pick(['sum', 'mean', 'max'] as const);
+      out.push({ name: `random ${op} [${shape}] axes [${ax}]`, inputs: [shape], fn: (a) => tf[op](a!, ax), grad: true });
+    } else if (kind === 'transpose') {
+      const shape = Array.from({ length: rnd(2, 6) }, () => rnd(1, 5));
+      const perm = shape.map((_, k) => k).sort(() => rnd(0, 1) - 0.5);
+      out.push({ name: `random transpose [${shape}] perm [${perm}]`, inputs: [shape], fn: (a) => tf.transpose(a!, perm), grad: true });
+    } else if (kind === 'matmul') {
+      const [m, n, k] = [rnd(1, 40), rnd(1, 40), rnd(1, 40)];
+      const [ta, tb] = [rnd(0, 1) === 1, rnd(0, 1) === 1];
+      const b = rnd(1, 3);
+      out.push({ name: `random matMul b${b} ${m}x${k}x${n} t${+ta}${+tb}`, inputs: [[b, ta ? k : m, ta ? m : k], [b, tb ? n : k, tb ? k : n]], fn: (x, y) => tf.matMul(x!, y!, ta, tb), grad: true });
+    } else if (kind === 'conv2d') {
+      const [n, h, w, ci, co, k, st] = [rnd(1, 3), rnd(5, 12), rnd(5, 12), rnd(1, 8), rnd(1, 8), rnd(1, 4), rnd(1, 2)];
+      const pad = pick(['same', 'valid'] as const);
+      out.push({ name: `random conv2d [${n},${h},${w},${ci}] k${k} s${st} ${pad} -> ${co}`, inputs: [[n, h, w, ci], [k, k, ci, co]], fn: (x, f) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, st, pad), grad: true });
+    } else if (kind === 'conv3d') {
+      const [n, d, h, w, ci, co, k] = [rnd(1, 2), rnd(3, 6), rnd(3, 6), rnd(3, 6), rnd(1, 4), rnd(1, 4), rnd(1, 3)];
+      const pad = pick(['same', 'valid'] as const);
+      out.push({ name: `random conv3d [${n},${d},${h},${w},${ci}] k${k} ${pad} -> ${co}`, inputs: [[n, d, h, w, ci], [k, k, k, ci, co]], fn: (x, f) => tf.conv3d(x as tf.Tensor5D, f as tf.Tensor5D, 1, pad), grad: true });
+    } else if (kind === 'pool') {
+      const [n, h, w, c, k] = [rnd(1, 3), rnd(4, 10), rnd(4, 10), rnd(1, 6), rnd(2, 3)];
+      const max = rnd(0, 1) === 1;
+      out.push({ name: `random ${max ? 'max' : 'avg'}Pool [${n},${h},${w},${c}] ${k}x${k} s${k} valid`, inputs: [[n, h, w, c]], fn: (x) => (max ? tf.maxPool : tf.avgPool)(x as tf.Tensor4D, k, k, 'valid'), grad: true });
+    } else {
+      const shape = Array.from({ length: rnd(1, 4) }, () => rnd(1, 5));
+      const axis = rnd(0, shape.length - 1);
+      const other = shape.map((d, k) => (k === axis ? rnd(1, 4) : d));
+      out.push({ name: `random concat [${shape}] + [${other}] axis ${axis}`, inputs: [shape, other], fn: (a, b) => tf.concat([a!, b!], axis), grad: true });
+    }
+  }
+  return out;
+}
