@@ -42,7 +42,7 @@ fi
 export PROGGAN_CUDA_LIB_DIRS PROGGAN_CUDA_ADDON="$B/proggan_cuda.node"
 
 echo "node $("$NODE" -v); python $("$PY" -c 'import sys; print(sys.version.split()[0])')"
-"$PY" -m py_compile test/bench/pytorch_steps.py test/bench/pytorch_progan_step.py
+"$PY" -c 'import sys; [compile(open(f).read(), f, "exec") for f in sys.argv[1:]]' test/bench/pytorch_steps.py test/bench/pytorch_progan_step.py
 if [[ " $* " != *" --dry "* ]]; then
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "nvidia-smi failed"
   "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(), "gpu", torch.cuda.is_available())' || true

@@ -54,6 +54,18 @@ describe.skipIf(!built && !required)('CUDA addon without a GPU', () => {
     expect(auto.kind).not.toBe('cuda');
   });
 
+  // CI sets PROGGAN_CUDA_TEST_LIB_DIRS to the pip wheels' lib folders (.ci/run): every entry point the
+  // addon uses must resolve by the name it asks for (e.g. cublasCreate_v2), without a GPU.
+  it.skipIf(!process.env['PROGGAN_CUDA_TEST_LIB_DIRS'])('finds cuBLAS, cuDNN and NCCL in the given folders and resolves all their symbols', () => {
+    const load = loadCudaAddon();
+    if ('error' in load) throw new Error(load.error);
+    const libs = load.addon.loadLibraries((process.env['PROGGAN_CUDA_TEST_LIB_DIRS'] ?? '').split(':'));
+    expect(libs.cublas.error).toBeUndefined();
+    expect(libs.cublas.path).toMatch(/libcublas\.so\.13$/);
+    expect(libs.cudnn.version).toBeGreaterThanOrEqual(90000);
+    expect(libs.nccl.version).toBeGreaterThanOrEqual(22000);
+  });
+
   it('reports a missing or foreign addon file', async () => {
     vi.stubEnv('PROGGAN_CUDA_ADDON', '/nonexistent/proggan_cuda.node');
     const { cudaBackendStatus, registerCudaBackend, CudaBackendUnavailableError } = await import('../src/backend/cuda.js');
