@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerFastCpuKernels } from '../src/backend/cpu-kernels.js';
 import { CachingAllocator, cudaKernelCounts, registerCudaBackendWith, resetCudaKernelCounts, roundBlock, type CudaBackend } from '../src/backend/cuda.js';
+import { ncclCommOver } from '../src/backend/cuda-nccl.js';
 import { defaultWaeArgs } from '../src/models/wae.js';
 import type { StepContext } from '../src/training/objective.js';
 import { ProGanObjective } from '../src/training/objectives/progan.js';
@@ -103,6 +104,29 @@ describe('cuda backend storage over a fake device', () => {
     expect(Array.from(s.dataSync())).toEqual([4, 6]);
     expect(cudaKernelCounts()['Add']?.fallback).toBe(1);
     tf.dispose([x, y1, y2, s]);
+  });
+
+  it('NCCL all-reduce packs tensors into one bucket on the device and splits them back', () => {
+    device.ncclRanks = 2;
+    try {
+      const a = tf.tensor([[1, 2], [3, 4]]);
+      const b = tf.tensor([5, 6, 7]);
+      const before = tf.memory().numTensors;
+      const comm = ncclCommOver(backend(), 2, 0);
+      const calls = device.launches.length;
+      const [sa, sb] = comm.allReduce([a, b], false);
+      expect(device.launches.slice(calls).filter((k) => k === 'allReduce')).toHaveLength(1);
+      expect(sa?.shape).toEqual([2, 2]);
+      expect(Array.from(sa?.dataSync() ?? [])).toEqual([2, 4, 6, 8]);
+      expect(Array.from(sb?.dataSync() ?? [])).toEqual([10, 12, 14]);
+      const [ma] = comm.allReduce([a], false); // one tensor: still a copy, never a's own buffer
+      expect(Array.from(ma?.dataSync() ?? [])).toEqual([2, 4, 6, 8]);
+      expect(Array.from(a.dataSync())).toEqual([1, 2, 3, 4]); // inputs untouched
+      expect(tf.memory().numTensors).toBe(before + 3);
+      tf.dispose([a, b, sa, sb, ma].filter((t): t is tf.Tensor => t !== undefined));
+    } finally {
+      device.ncclRanks = 1;
+    }
   });
 
   it('the allocator empties its cache and retries when the device is full', () => {

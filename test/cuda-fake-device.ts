@@ -85,6 +85,8 @@ export class FakeDevice implements DeviceApi {
   allocs = 0;
   frees = 0;
   launches: string[] = [];
+  /** Ranks the fake NCCL all-reduce pretends to sum over (all holding the same values). */
+  ncclRanks = 1;
   /** Fail allocations above this many live bytes (to test the allocator's out-of-memory retry). */
   capacity = Infinity;
 
@@ -277,6 +279,14 @@ export class FakeDevice implements DeviceApi {
       }
       case 'resize':
         return this.resize(ints, bufs);
+      case 'allReduce': {
+        // Every rank holds the same values: the sum is ranks * x, the average x.
+        if (I(1) === 0) {
+          const x = this.f32(B(0));
+          for (let i = 0; i < I(0); ++i) x[i] = (x[i] ?? 0) * this.ncclRanks;
+        }
+        return;
+      }
       case 'conv':
         return this.conv(ints, bufs);
       case 'pool':

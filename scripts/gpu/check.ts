@@ -234,11 +234,12 @@ if (only === '' || only === 'steps') {
     } catch (err) {
       row.note = `proggan: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
     }
+    tf.disposeVariables();
+    if (!dry) cudaBackend().allocator.emptyCache(); // give PyTorch the whole GPU
     const t = m.torch();
     if (typeof t === 'string') row.note = [row.note, t].filter(Boolean).join('; ');
     else row.torch = t;
     steps.push(row);
-    tf.disposeVariables();
   }
   steps.push({ model: '3DGAN', batch: 64, note: existsSync('src/models/gan3d.ts') ? 'in the tree but not wired into this check yet' : 'skipped: no 3DGAN in this tree (src/models/gan3d.ts)' });
 }

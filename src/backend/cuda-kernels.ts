@@ -5,8 +5,9 @@
  * ranks above 8, broadcasts cuBLAS cannot stride); the caller then runs the cpu kernel through
  * the host and counts it. Parameter layouts of the launched kernels: src/native/cuda/addon.cc.
  *
- * Math mode: float32 everywhere; cuBLAS in pedantic fp32 and cuDNN convolutions with
- * CUDNN_FMA_MATH unless the backend was started with `tf32: true`.
+ * Math mode: float32 everywhere; cuBLAS with CUBLAS_DEFAULT_MATH (no TF32 for SGEMM) and cuDNN
+ * convolutions with CUDNN_FMA_MATH, unless the backend was started with `tf32: true`
+ * (CUBLAS_TF32_TENSOR_OP_MATH, CUDNN_DEFAULT_MATH).
  *
  * @packageDocumentation
  */

@@ -625,7 +625,7 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   }
   g_tf32 = info.Length() > 0 && info[0].IsObject() && info[0].As<Napi::Object>().Get("tf32").ToBoolean().Value();
   if (g_cublasH != nullptr) {
-    CheckBlas(env, g_cb.p_cublasSetMathMode(g_cublasH, g_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH), "cublasSetMathMode");
+    CheckBlas(env, g_cb.p_cublasSetMathMode(g_cublasH, g_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
   }
   cudaDeviceProp prop{};
   CheckCuda(env, cudaGetDeviceProperties(&prop, g_device), "cudaGetDeviceProperties");
