@@ -211,34 +211,42 @@ function torchRun(script: string, args: string[], caseName: string): StepRow['to
 }
 
 if (only === '' || only === 'steps') {
-  const models: Array<{ model: string; batch: number; make: () => () => void; torch: () => StepRow['torch'] | string }> = [
+  // Batches to try in order: the target first, smaller ones when the device runs out of memory
+  // (the table says which batch ran; PyTorch runs the same batch).
+  const models: Array<{ model: string; batches: number[]; make: (b: number) => () => void; torch: (b: number) => StepRow['torch'] | string }> = [
     {
       model: dry ? 'WAE 16x16 (tiny)' : 'WAE 128x128',
-      batch: dry ? 2 : 16,
-      make: () => waeStep(dry ? 2 : 16, dry ? 16 : 128),
-      torch: () => (dry ? 'PyTorch WAE is fixed at 128x128: not run in --dry' : torchRun('test/bench/pytorch_steps.py', ['--cases', 'wae', '--batch', '16'], 'wae')),
+      batches: dry ? [2] : [16, 8],
+      make: (b) => waeStep(b, dry ? 16 : 128),
+      torch: (b) => (dry ? 'PyTorch WAE is fixed at 128x128: not run in --dry' : torchRun('test/bench/pytorch_steps.py', ['--cases', 'wae', '--batch', String(b)], 'wae')),
     },
     {
       model: dry ? 'ProGAN R=8 (tiny preset)' : 'cond. ProGAN R=128',
-      batch: dry ? 4 : 16,
-      make: () => proganStep(dry ? 4 : 16, dry ? 8 : 128),
-      torch: () => (dry ? 'PyTorch ProGAN uses the paper sizes: not run in --dry' : torchRun('test/bench/pytorch_progan_step.py', ['--cases', '128', '--batches', '16'], 'progan128')),
+      batches: dry ? [4] : [16, 8, 4],
+      make: (b) => proganStep(b, dry ? 8 : 128),
+      torch: (b) => (dry ? 'PyTorch ProGAN uses the paper sizes: not run in --dry' : torchRun('test/bench/pytorch_progan_step.py', ['--cases', '128', '--batches', String(b)], 'progan128')),
     },
   ];
   for (const m of models) {
-    const row: StepRow = { model: m.model, batch: m.batch };
-    try {
-      await useCuda();
-      const step = m.make();
-      row.ours = timeSteps(step, m.batch);
-    } catch (err) {
-      row.note = `proggan: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
+    const row: StepRow = { model: m.model, batch: m.batches[0] ?? 1 };
+    const notes: string[] = [];
+    for (const batch of m.batches) {
+      row.batch = batch;
+      try {
+        await useCuda();
+        row.ours = timeSteps(m.make(batch), batch);
+      } catch (err) {
+        const msg = err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err);
+        notes.push(`proggan batch ${batch}: ${msg}`);
+      }
+      tf.disposeVariables();
+      if (!dry) cudaBackend().allocator.emptyCache(); // give PyTorch (or the next try) the whole GPU
+      if (row.ours !== undefined || !/out of memory/i.test(notes[notes.length - 1] ?? '')) break;
     }
-    tf.disposeVariables();
-    if (!dry) cudaBackend().allocator.emptyCache(); // give PyTorch the whole GPU
-    const t = m.torch();
-    if (typeof t === 'string') row.note = [row.note, t].filter(Boolean).join('; ');
+    const t = m.torch(row.batch);
+    if (typeof t === 'string') notes.push(t);
     else row.torch = t;
+    if (notes.length > 0) row.note = notes.join('; ');
     steps.push(row);
   }
   steps.push({ model: '3DGAN', batch: 64, note: existsSync('src/models/gan3d.ts') ? 'in the tree but not wired into this check yet' : 'skipped: no 3DGAN in this tree (src/models/gan3d.ts)' });
