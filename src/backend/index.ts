@@ -1,11 +1,13 @@
 /**
  * The one place that decides which TensorFlow.js backend runs the math.
  *
+ * - `cuda`: proggan's own CUDA backend (src/backend/cuda.ts: cuDNN, cuBLAS, tensors on the GPU).
  * - `tensorflow`: libtensorflow through `@tensorflow/tfjs-node-gpu` or `@tensorflow/tfjs-node` (optional
  *   dependencies; CUDA with the -gpu package).
  * - `native`: proggan's own oneDNN kernels (src/native), registered over the cpu backend's storage.
  * - `cpu`: the pure-JS backend; always present, slow.
- * - `auto`: the first of those that loads, in that order, and says which one it took.
+ * - `auto`: the first of those that loads, in that order, and says which one it took (cuda only
+ *   when a GPU, its driver and cuBLAS/cuDNN are usable).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Logger } from '../util/logger.js';
@@ -88,6 +90,16 @@ async function tryNative(threads: number | undefined): Promise<{ ok: true; detai
   }
 }
 
+async function tryCuda(log: Logger | undefined): Promise<{ ok: true; detail: string } | { ok: false; reason: string }> {
+  try {
+    const cuda = await import('./cuda.js');
+    const r = cuda.registerCudaBackend({ onFallback: (kernel, why) => log?.warn({ kernel }, `cuda backend: ${kernel} runs on the host (${why})`) });
+    return { ok: true, detail: r.detail };
+  } catch (err) {
+    return { ok: false, reason: err instanceof Error ? err.message : String(err) };
+  }
+}
+
 let active: BackendInfo | null = null;
 
 /**
@@ -104,7 +116,13 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendInf
   registerFastCpuKernels();
 
   let info: BackendInfo;
-  if (request === 'tensorflow') {
+  const cuda = request === 'cuda' || request === 'auto' ? await tryCuda(log) : undefined;
+  if (request === 'cuda') {
+    if (cuda === undefined || !cuda.ok) throw new BackendUnavailableError(`--backend cuda is not available: ${cuda?.ok === false ? cuda.reason : '?'}`);
+    info = { kind: 'cuda', detail: cuda.detail };
+  } else if (cuda?.ok === true) {
+    info = { kind: 'cuda', detail: cuda.detail };
+  } else if (request === 'tensorflow') {
     const r = await tryTensorflow();
     if (!r.ok) throw new BackendUnavailableError(`--backend tensorflow is not available (${r.reason}). ${INSTALL_TENSORFLOW}`);
     info = { kind: 'tensorflow', detail: r.detail };

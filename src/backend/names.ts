@@ -1,5 +1,5 @@
 /** Backend names accepted by `--backend` and `PROGGAN_BACKEND` (kept apart so the CLI can parse without tfjs). */
-export const BACKEND_NAMES = ['auto', 'tensorflow', 'native', 'cpu'] as const;
+export const BACKEND_NAMES = ['auto', 'cuda', 'tensorflow', 'native', 'cpu'] as const;
 /** A backend request. */
 export type BackendRequest = (typeof BACKEND_NAMES)[number];
 /** A backend that actually runs. */

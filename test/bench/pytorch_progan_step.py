@@ -43,6 +43,35 @@ ADAM_EPS = 1e-8
 EMA_DECAY = 0.999
 
 
+def setup_device(name, tf32):
+    """--device cpu|cuda: new tensors and parameters are made on that device (torch.set_default_device).
+    On CUDA, TF32 is off unless --tf32 (fp32 math like proggan's cuda backend by default) and cuDNN
+    picks its fastest algorithms (benchmark mode, as proggan's backend times cudnnFind* once per shape)."""
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda: torch.cuda.is_available() is False (no GPU, driver, or a CPU-only PyTorch)")
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cudnn.benchmark = True
+    torch.set_default_device(dev)
+    return dev
+
+
+def reset_peak(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_bytes(dev):
+    """Peak bytes held by tensors since reset_peak (torch.cuda.max_memory_allocated), or None on CPU."""
+    if dev.type != "cuda":
+        return None
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated()
+
+
 def features(stage):
     return max(1, min(FMAP_BASE // 2 ** stage, FMAP_MAX))
 
@@ -344,8 +373,11 @@ def main():
     p.add_argument("--channels", type=int, default=1)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--params-only", action="store_true")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (the GPU check: scripts/gpu-check.sh)")
+    p.add_argument("--tf32", action="store_true", help="allow TF32 on CUDA (default off)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    dev = setup_device(a.device, a.tf32)
     torch.manual_seed(0)
     cases = [int(c) for c in a.cases.split(",")]
     given = [int(b) for b in a.batches.split(",") if b]
@@ -355,6 +387,7 @@ def main():
         print(json.dumps({"case": "params", "resolution": res, **params}), flush=True)
         if a.params_only:
             continue
+        reset_peak(dev)
         losses = step()  # warm-up
         times, cpu_times = [], []
         for _ in range(a.reps):
@@ -368,7 +401,7 @@ def main():
         print(json.dumps({"case": f"progan{res}", "resolution": res, "batch": batch, "ms": ms, "images_per_s": batch * 1e3 / ms,
                           "cpu_ms": cpu_ms, "images_per_cpu_s": batch * 1e3 / cpu_ms, "reps": a.reps,
                           "losses": {"d": losses[0], "g": losses[1]}, "threads": torch.get_num_threads(),
-                          "torch": torch.__version__}), flush=True)
+                          "torch": torch.__version__, "device": str(dev), "peak_bytes": peak_bytes(dev)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Same networks, shapes, batch and thread count as the tfjs side; prints one JSON 
 per step, "images_per_cpu_s": ..., "reps": ...}.
 
     /usr/bin/python3 test/bench/pytorch_steps.py --threads 1 --cases wae,progan32 --reps 3
+    python3 test/bench/pytorch_steps.py --device cuda --cases wae --batch 16   # on a GPU; adds "peak_bytes"
 """
 import argparse
 import json
@@ -16,6 +17,35 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+def setup_device(name, tf32):
+    """--device cpu|cuda: new tensors and parameters are made on that device (torch.set_default_device).
+    On CUDA, TF32 is off unless --tf32 (fp32 math like proggan's cuda backend by default) and cuDNN
+    picks its fastest algorithms (benchmark mode, as proggan's backend times cudnnFind* once per shape)."""
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda: torch.cuda.is_available() is False (no GPU, driver, or a CPU-only PyTorch)")
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cudnn.benchmark = True
+    torch.set_default_device(dev)
+    return dev
+
+
+def reset_peak(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_bytes(dev):
+    """Peak bytes held by tensors since reset_peak (torch.cuda.max_memory_allocated), or None on CPU."""
+    if dev.type != "cuda":
+        return None
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated()
 
 
 def wae_models():
@@ -57,7 +87,7 @@ def pixel_norm(x):
 
 def progan_block(batch, res, ch):
     """Generator block at `res`: nearest 2x upsample, 2 x (eq-lr 3x3 conv, leaky relu 0.2, pixel norm)."""
-    g = torch.Generator().manual_seed(1)
+    g = torch.Generator(device=torch.get_default_device()).manual_seed(1)
     w0 = torch.randn(ch, ch, 3, 3, generator=g).requires_grad_()
     w1 = torch.randn(ch, ch, 3, 3, generator=g).requires_grad_()
     b0 = torch.zeros(ch, requires_grad=True)
@@ -117,11 +147,15 @@ def main():
     p.add_argument("--conv3d-batch", type=int, default=8)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--cases", default=",".join(CASES))
+    p.add_argument("--device", default="cpu", help="cpu or cuda (the GPU check: scripts/gpu-check.sh)")
+    p.add_argument("--tf32", action="store_true", help="allow TF32 on CUDA (default off)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    dev = setup_device(a.device, a.tf32)
     torch.manual_seed(0)
     for name in a.cases.split(","):
         step, batch = CASES[name](a)
+        reset_peak(dev)
         step()  # warm-up
         times, cpu_times = [], []
         for _ in range(a.reps):
@@ -134,7 +168,8 @@ def main():
         cpu_ms = statistics.median(cpu_times)
         print(json.dumps({"case": name, "ms": ms, "images_per_s": batch * 1e3 / ms, "cpu_ms": cpu_ms,
                           "images_per_cpu_s": batch * 1e3 / cpu_ms, "reps": a.reps, "batch": batch,
-                          "threads": torch.get_num_threads(), "torch": torch.__version__}), flush=True)
+                          "threads": torch.get_num_threads(), "torch": torch.__version__,
+                          "device": str(dev), "peak_bytes": peak_bytes(dev)}), flush=True)
 
 
 if __name__ == "__main__":
