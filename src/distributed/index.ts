@@ -7,3 +7,4 @@ export * from './shm.js';
 export * from './cluster.js';
 export * from './mirrored.js';
 export * from './launcher.js';
+export * from './mpi.js';
