@@ -4,6 +4,7 @@ import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
 import ts from 'typescript';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -14,6 +15,8 @@ import {
   ringAllReduce,
   type TcpTransportOptions,
 } from '../src/distributed/index.js';
+import { jobKey, macOf } from '../src/distributed/auth.js';
+import type { Logger } from '../src/util/logger.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const open: TcpTransport[] = [];
@@ -42,6 +45,37 @@ async function freePort(): Promise<number> {
   const port = portOf(s);
   await new Promise<void>((r) => s.close(() => r()));
   return port;
+}
+
+function frame(type: number, payload: Uint8Array, announce = payload.length): Buffer {
+  const header = Buffer.alloc(12);
+  header.writeUInt32LE(type, 0);
+  header.writeUInt32LE(announce % 2 ** 32, 4);
+  header.writeUInt32LE(Math.floor(announce / 2 ** 32), 8);
+  return Buffer.concat([header, payload]);
+}
+
+/** A hello frame tagged over `challenge` with `key`, as a rank holding that key would send it. */
+function helloFrame(key: Buffer, challenge: Buffer, body: object): Buffer {
+  const json = Buffer.from(JSON.stringify(body));
+  return frame(1, Buffer.concat([macOf(key, 'hello', challenge, json), json]));
+}
+
+/** A raw client that sends the preamble and collects what comes back (the challenge first). */
+async function rawPeer(port: number): Promise<{ socket: net.Socket; challenge: Promise<Buffer>; received: () => Buffer; closed: Promise<void> }> {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  await new Promise<void>((r) => socket.once('connect', () => r()));
+  let got = Buffer.alloc(0);
+  let gotChallenge!: (b: Buffer) => void;
+  const challenge = new Promise<Buffer>((r) => (gotChallenge = r));
+  socket.on('data', (d: Buffer) => {
+    got = Buffer.concat([got, d]);
+    if (got.length >= 12 + 32 && got.readUInt32LE(0) === 6) gotChallenge(got.subarray(12, 44));
+  });
+  const closed = new Promise<void>((r) => socket.once('close', () => r()));
+  socket.write(Buffer.from('PROGGAN\u0002', 'latin1'));
+  return { socket, challenge, received: () => got, closed };
 }
 
 /** `n` ranks on loopback, each listening on an ephemeral port bound up front. */
@@ -182,18 +216,19 @@ describe('TCP transport on loopback', () => {
     stray.destroy();
   });
 
-  it('refuses a peer of another job, loudly on both sides', async () => {
+  it('refuses a peer of another job: it fails loudly, rank 0 logs it and waits on for its own rank 1', async () => {
     const servers = await Promise.all([listen(), listen()]);
     const addresses = servers.map((s) => `127.0.0.1:${portOf(s)}`);
     const errs = await settle(
       servers.map((server, rank) =>
-        connectTcpTransport({ rank, worldSize: 2, jobId: rank === 1 ? 'job-b' : 'job-a', addresses, server, connectTimeoutMs: 5000 }),
+        connectTcpTransport({ rank, worldSize: 2, jobId: rank === 1 ? 'job-b' : 'job-a', addresses, server, connectTimeoutMs: 1500 }),
       ),
     );
-    expect(errs[0]?.code).toBe('handshake');
-    expect(errs[0]?.message).toMatch(/job 'job-a'.*belongs to job 'job-b'/);
     expect(errs[1]?.code).toBe('handshake');
-    expect(errs[1]?.message).toMatch(/rank 1: rank 0 at .* refused us/);
+    expect(errs[1]?.message).toMatch(/rank 1: rank 0 at .* refused us: .*belongs to job 'job-b'/);
+    // Rank 0 is not killed by the stranger: it gives up only at its connect timeout, and says why.
+    expect(errs[0]?.code).toBe('handshake');
+    expect(errs[0]?.message).toMatch(/did not finish within 1500 ms; no connection with rank\(s\) 1.*refused 1 connection.*belongs to job 'job-b'/);
   });
 
   it('refuses a peer that disagrees on the world size or the address table', async () => {
@@ -215,19 +250,16 @@ describe('TCP transport on loopback', () => {
     const opts = { worldSize: 3, jobId: 'mid', addresses, connectTimeoutMs: 20_000 };
     const r0 = connectTcpTransport({ rank: 0, server: servers[0]!, ...opts });
     const r1 = connectTcpTransport({ rank: 1, server: servers[1]!, ...opts }).catch((e: unknown) => e);
-    // A fake rank 2 joins at rank 0 (so rank 0 hands out the table) but never connects to rank 1.
-    const fake = net.connect(portOf(servers[0]!), '127.0.0.1');
-    fake.on('error', () => {});
-    const hello = Buffer.from(JSON.stringify({ v: 1, jobId: 'mid', worldSize: 3, rank: 2, to: 0, listenPort: 1, addresses }));
-    const header = Buffer.alloc(12);
-    header.writeUInt32LE(1, 0);
-    header.writeUInt32LE(hello.length, 4);
-    fake.write(Buffer.concat([Buffer.from('PROGGAN\u0001', 'latin1'), header, hello]));
+    // A fake rank 2 (it knows the job's key) joins at rank 0 (so rank 0 hands out the table) but never connects to rank 1.
+    const fake = await rawPeer(portOf(servers[0]!));
+    await fake.challenge;
+    fake.socket.write(helloFrame(jobKey('mid', undefined), await fake.challenge, { v: 2, jobId: 'mid', worldSize: 3, rank: 2, to: 0, listenPort: 1, addresses, nonce: 'ab'.repeat(32) }));
+    const fakeSocket = fake.socket;
     const t0 = await r0;
     const start = Date.now();
     t0.destroy();
     const err = (await r1) as TransportError;
-    fake.destroy();
+    fakeSocket.destroy();
     expect(Date.now() - start).toBeLessThan(3000);
     expect(err).toBeInstanceOf(TransportError);
     expect(err.peer).toBe(0);
@@ -296,6 +328,124 @@ describe('TCP transport on loopback', () => {
   });
 });
 
+describe('strangers on the rendezvous (authenticated handshake)', () => {
+  /** A logger that keeps its JSON lines. */
+  function captureLogger(): { logger: Logger; lines: () => string } {
+    const out: string[] = [];
+    const logger: Logger = pino({ level: 'debug' }, { write: (line: string) => void out.push(line) });
+    return { logger, lines: () => out.join('') };
+  }
+
+  /** Rank 0 of a 2-rank job waiting for its rank 1; `join` starts the real rank 1. */
+  async function job(opts: { secret?: string; jobId?: string } = {}) {
+    const servers = await Promise.all([listen(), listen()]);
+    const addresses = servers.map((s) => `127.0.0.1:${portOf(s)}`);
+    const log = captureLogger();
+    const base = { worldSize: 2, jobId: opts.jobId ?? 'job-a', addresses, connectTimeoutMs: 10_000, ...(opts.secret !== undefined ? { secret: opts.secret } : {}) };
+    const r0 = connectTcpTransport({ rank: 0, server: servers[0]!, logger: log.logger, ...base });
+    r0.catch(() => {});
+    const join = async (secret = opts.secret): Promise<TcpTransport[]> => {
+      const r1 = connectTcpTransport({ rank: 1, server: servers[1]!, ...base, ...(secret !== undefined ? { secret } : {}) });
+      const group = await Promise.all([r0, r1]);
+      open.push(...group);
+      return group;
+    };
+    return { port: portOf(servers[0]!), log, join, r0 };
+  }
+
+  async function expectWorks(group: TcpTransport[]): Promise<void> {
+    const bufs = group.map((_, r) => Float32Array.of(r + 1, 10));
+    await Promise.all(group.map((t, r) => ringAllReduce(t, bufs[r]!, 'sum')));
+    expect(Array.from(bufs[0]!)).toEqual([3, 20]);
+  }
+
+  it('a hello with a wrong job id is refused and logged; the job still forms', async () => {
+    const j = await job();
+    const s = await rawPeer(j.port);
+    s.socket.write(helloFrame(jobKey('job-x', undefined), await s.challenge, { v: 2, jobId: 'job-x', worldSize: 2, rank: 1, to: 0, listenPort: 1, nonce: 'cd'.repeat(32) }));
+    await s.closed;
+    expect(s.received().toString('latin1')).toMatch(/refused a connection .*belongs to job 'job-x'/);
+    await expectWorks(await j.join());
+    expect(j.log.lines()).toMatch(/refused a connection from 127\.0\.0\.1:\d+: it belongs to job 'job-x'/);
+  });
+
+  it('a 4 GB length header is refused at the header, before any allocation; the job still forms', async () => {
+    const j = await job();
+    const rss0 = process.memoryUsage().rss;
+    // Before authentication (a data frame where the hello belongs) ...
+    const a = await rawPeer(j.port);
+    await a.challenge;
+    a.socket.write(frame(3, new Uint8Array(64 * 1024), 4 * 2 ** 30));
+    // ... and a hello that announces 4 GB.
+    const b = await rawPeer(j.port);
+    await b.challenge;
+    b.socket.write(frame(1, new Uint8Array(1024), 4 * 2 ** 30));
+    await Promise.all([a.closed, b.closed]);
+    expect(process.memoryUsage().rss - rss0).toBeLessThan(256 * 2 ** 20);
+    await expectWorks(await j.join());
+    expect(j.log.lines()).toMatch(/announces 4294967296 bytes, more than the 65536 allowed/);
+  });
+
+  it('a client that knows the job id but not the secret is refused; the real rank 1 joins', async () => {
+    const j = await job({ secret: 'correct horse battery staple' });
+    const s = await rawPeer(j.port);
+    s.socket.write(helloFrame(jobKey('job-a', undefined), await s.challenge, { v: 2, jobId: 'job-a', worldSize: 2, rank: 1, to: 0, listenPort: 1, nonce: 'ef'.repeat(32) }));
+    await s.closed;
+    expect(s.received().toString('latin1')).toMatch(/did not prove it knows this job's secret/);
+    await expectWorks(await j.join());
+    expect(j.log.lines()).toMatch(/refused a connection .*wrong or missing PROGGAN_JOB_SECRET/);
+  });
+
+  it("a rank with the wrong secret fails loudly on its side; a replayed hello is refused", async () => {
+    const j = await job({ secret: 'right' });
+    const servers1 = await listen();
+    const err = await connectTcpTransport({ rank: 1, worldSize: 2, jobId: 'job-a', addresses: [`127.0.0.1:${j.port}`], server: servers1, secret: 'wrong', connectTimeoutMs: 5000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransportError);
+    expect((err as TransportError).message).toMatch(/refused us: .*did not prove it knows this job's secret/);
+    // A hello tagged for one challenge is worthless for the next connection's challenge.
+    const first = await rawPeer(j.port);
+    const replay = helloFrame(jobKey('job-a', 'right'), await first.challenge, { v: 2, jobId: 'job-a', worldSize: 2, rank: 1, to: 0, listenPort: 1, nonce: '01'.repeat(32) });
+    first.socket.destroy();
+    const second = await rawPeer(j.port);
+    await second.challenge;
+    second.socket.write(replay);
+    await second.closed;
+    expect(second.received().toString('latin1')).toMatch(/did not prove/);
+    await expectWorks(await j.join());
+  });
+
+  it('the secret never crosses the wire', async () => {
+    const secret = 'a-very-distinctive-secret-string';
+    const servers = await Promise.all([listen(), listen()]);
+    const addresses = servers.map((s) => `127.0.0.1:${portOf(s)}`);
+    // A relay in front of rank 0 records every byte rank 1 sends and receives.
+    const seen: Buffer[] = [];
+    const relay = net.createServer((c) => {
+      const up = net.connect(portOf(servers[0]!), '127.0.0.1');
+      c.on('data', (d: Buffer) => (seen.push(d), up.write(d)));
+      up.on('data', (d: Buffer) => (seen.push(d), c.write(d)));
+      c.on('close', () => up.destroy());
+      up.on('close', () => c.destroy());
+      c.on('error', () => {});
+      up.on('error', () => {});
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', () => r()));
+    const a = relay.address() as net.AddressInfo;
+    servers[1]!.close();
+    // Rendezvous mode: rank 1 knows only rank 0's address (the relay's) and learns the table there.
+    const group = await Promise.all([
+      connectTcpTransport({ rank: 0, worldSize: 2, jobId: 'j', addresses: [addresses[0]!], server: servers[0]!, secret, connectTimeoutMs: 10_000 }),
+      connectTcpTransport({ rank: 1, worldSize: 2, jobId: 'j', addresses: [`127.0.0.1:${a.port}`], secret, connectTimeoutMs: 10_000 }),
+    ]);
+    open.push(...group);
+    await expectWorks(group);
+    relay.close();
+    const wire = Buffer.concat(seen).toString('latin1');
+    expect(wire).toMatch(/"jobId":"j"/);
+    expect(wire).not.toContain(secret);
+  });
+});
+
 describe('separate processes over TCP', () => {
   let distDir = '';
 
@@ -304,7 +454,7 @@ describe('separate processes over TCP', () => {
     // dependence on a dist/ build) into a temporary directory the child imports from.
     distDir = mkdtempSync(join(tmpdir(), 'proggan-dist-'));
     // Only the tfjs-free, dependency-free modules the child needs (index.js also pulls in the launcher).
-    for (const name of ['strategy', 'transport', 'collectives', 'tcp', 'cluster', 'mirrored']) {
+    for (const name of ['strategy', 'transport', 'collectives', 'tcp', 'cluster', 'mirrored', 'auth']) {
       const src = readFileSync(join(here, '..', 'src', 'distributed', `${name}.ts`), 'utf8');
       const out = ts.transpileModule(src, {
         compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 },

@@ -6,15 +6,26 @@
  * each with the address table. Then rank r connects to ranks 1..r-1 and accepts ranks r+1..n-1.
  * When every address is known up front (TF_CONFIG) rank 0 checks that all ranks were given the
  * same table; when only rank 0's is known (torchrun, Slurm) the table is built from the hellos.
- * Connects retry with exponential backoff until the connect timeout. A hello from another job, of
- * another world size or for the wrong rank is refused and fails both sides loudly.
+ * Connects retry with exponential backoff until the connect timeout.
+ *
+ * Authentication (see `auth.ts`). Every connection proves knowledge of the job's secret
+ * (`PROGGAN_JOB_SECRET`) both ways without sending it: the accepting side sends a random
+ * challenge, the connecting side answers with its hello tagged by HMAC-SHA256 over that challenge
+ * and a challenge of its own, and the welcome comes back tagged over the connector's challenge.
+ * A stranger (no preamble, another job id, a wrong or missing secret, an oversized or unexpected
+ * frame before it is authenticated) is refused, logged and dropped; the rendezvous goes on. An
+ * authenticated peer that disagrees (world size, address table, a rank taken twice) is one of the
+ * job's own ranks misconfigured: that fails both sides loudly.
  *
  * Wire format. After an 8-byte preamble from the connecting side, both directions carry frames:
  * a 12-byte header (u32 type, u64 length, little-endian) and the payload. Payloads are written in
  * chunks of `chunkBytes` without copying and without waiting for each other (pipelined, pausing
  * for 'drain' once four chunks are queued); the next message is queued as soon as the previous
  * one is wholly handed to the socket. The receiver copies each chunk straight into one message
- * buffer allocated at the header. Sockets have Nagle off (setNoDelay) and TCP keepalive on.
+ * buffer allocated at the header. Sizes are checked at the header, before anything is
+ * allocated: before authentication only the expected handshake frame of at most 64 KiB is allowed;
+ * afterwards data frames of at most `maxMessageBytes`. Sockets have Nagle off (setNoDelay) and TCP
+ * keepalive on.
  *
  * Faults. A socket that closes without a goodbye frame, a socket error, or an op timeout poisons
  * the transport: every pending and future operation rejects with an error naming the rank. The
@@ -23,6 +34,7 @@
  */
 import * as net from 'node:net';
 import type { Logger } from '../util/logger.js';
+import { JOB_SECRET_ENV, MAC_BYTES, NONCE_BYTES, jobKey, jobSecretFromEnv, macMatches, macOf, newNonce } from './auth.js';
 import { formatAddress, parseAddress } from './cluster.js';
 import { Inbox, TransportError, checkPeer, opTimeoutFromEnv, type Transport } from './transport.js';
 
@@ -33,15 +45,24 @@ export const CONNECT_TIMEOUT_ENV = 'PROGGAN_CONNECT_TIMEOUT_MS';
 /** Default size of the pieces a large message is written in. */
 export const DEFAULT_CHUNK_BYTES = 1 << 20;
 
-const PREAMBLE = Buffer.from('PROGGAN\u0001', 'latin1');
+/** Version 2 (authenticated handshake); a version-1 peer's preamble is refused as a stranger's. */
+const PREAMBLE = Buffer.from('PROGGAN\u0002', 'latin1');
 const HEADER_BYTES = 12;
 const FRAME_HELLO = 1;
 const FRAME_WELCOME = 2;
 const FRAME_DATA = 3;
 const FRAME_BYE = 4;
 const FRAME_ABORT = 5;
+const FRAME_CHALLENGE = 6;
+/** Largest control frame (abort reason) on an established connection. */
 const MAX_CONTROL_BYTES = 1 << 20;
-const PROTOCOL_VERSION = 1;
+/** Largest frame before a connection is authenticated (a hello with a static table of ~2000 ranks). */
+const MAX_HANDSHAKE_BYTES = 64 << 10;
+const PROTOCOL_VERSION = 2;
+/** Default bound on one data message, checked at its header before allocating. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 2 ** 31;
+/** Environment variable that overrides {@link DEFAULT_MAX_MESSAGE_BYTES}. */
+export const MAX_MESSAGE_ENV = 'PROGGAN_MAX_MESSAGE_BYTES';
 /** Frames of this size or less are gathered into one write. */
 const SMALL_WRITE_BYTES = 64 << 10;
 
@@ -71,6 +92,13 @@ export interface TcpTransportOptions {
   chunkBytes?: number;
   /** Where to log connection events; default none. */
   logger?: Logger;
+  /**
+   * The job's shared secret; every connection must prove it knows it. Default `PROGGAN_JOB_SECRET`
+   * (or the file named by `PROGGAN_JOB_SECRET_FILE`); without one the key derives from the job id.
+   */
+  secret?: string;
+  /** Largest data message accepted from a peer, in bytes; default `PROGGAN_MAX_MESSAGE_BYTES` or 2 GiB. */
+  maxMessageBytes?: number;
 }
 
 interface Hello {
@@ -82,6 +110,8 @@ interface Hello {
   listenPort: number;
   listenHost?: string;
   addresses?: string[];
+  /** The connector's challenge (hex) the welcome must be tagged over. */
+  nonce: string;
 }
 
 interface Welcome {
@@ -98,9 +128,13 @@ class FrameReader {
   private payload: Uint8Array | undefined;
   private payloadFill = 0;
 
+  /**
+   * @param limit the largest payload allowed for a frame type right now; throws (naming why) for
+   *   a type that is not allowed. Checked at the header, before any allocation.
+   */
   constructor(
     private readonly onFrame: (type: number, payload: Uint8Array) => void,
-    private readonly maxControlBytes: number,
+    private readonly limit: (type: number) => number,
   ) {}
 
   /** Consume bytes; throws on a frame the protocol does not allow. */
@@ -116,10 +150,9 @@ class FrameReader {
         this.headerFill = 0;
         this.type = this.header.readUInt32LE(0);
         const length = this.header.readUInt32LE(4) + this.header.readUInt32LE(8) * 2 ** 32;
-        if (this.type < FRAME_HELLO || this.type > FRAME_ABORT) throw new Error(`unknown frame type ${this.type}`);
-        if (this.type !== FRAME_DATA && length > this.maxControlBytes) {
-          throw new Error(`control frame of ${length} bytes exceeds ${this.maxControlBytes}`);
-        }
+        if (this.type < FRAME_HELLO || this.type > FRAME_CHALLENGE) throw new Error(`unknown frame type ${this.type}`);
+        const max = this.limit(this.type);
+        if (length > max) throw new Error(`frame of type ${this.type} announces ${length} bytes, more than the ${max} allowed`);
         // Not zero-filled (every byte is overwritten) and never from the shared pool, so the
         // payload owns its memory and starts at offset 0, aligned for any typed array.
         this.payload = Buffer.allocUnsafeSlow(length);
@@ -151,6 +184,24 @@ function frameHeader(type: number, length: number): Buffer {
 function controlFrame(type: number, body: unknown): Buffer {
   const json = Buffer.from(JSON.stringify(body), 'utf8');
   return Buffer.concat([frameHeader(type, json.length), json]);
+}
+
+/** A control frame whose payload is an HMAC tag followed by the JSON body. */
+function taggedFrame(type: number, key: Buffer, label: 'hello' | 'welcome', nonce: Uint8Array, body: unknown): Buffer {
+  const json = Buffer.from(JSON.stringify(body), 'utf8');
+  const mac = macOf(key, label, nonce, json);
+  return Buffer.concat([frameHeader(type, MAC_BYTES + json.length), mac, json]);
+}
+
+/** The largest data message from `PROGGAN_MAX_MESSAGE_BYTES`, or the default. */
+export function maxMessageBytesFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env[MAX_MESSAGE_ENV];
+  if (raw === undefined || raw.trim() === '') return DEFAULT_MAX_MESSAGE_BYTES;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1024) {
+    throw new Error(`${MAX_MESSAGE_ENV} must be an integer number of bytes >= 1024, got '${raw}'`);
+  }
+  return value;
 }
 
 function isLoopback(host: string): boolean {
@@ -539,8 +590,13 @@ class Rendezvous {
   private readonly pending = new Set<Pending>();
   private server: net.Server | undefined;
   private listenPort = 0;
-  /** Rank 0: ranks that said hello and wait for the table. */
-  private readonly joined = new Map<number, { pending: Pending; address: string }>();
+  /** Rank 0: ranks that said hello and wait for the table (with the challenge to answer). */
+  private readonly joined = new Map<number, { pending: Pending; address: string; nonce: Buffer }>();
+  /** The HMAC key every connection must prove it holds. */
+  private readonly key: Buffer;
+  private readonly maxMessageBytes: number;
+  /** Connections refused as not of this job, for the log and the timeout message. */
+  private readonly strangers: string[] = [];
   /** Ranks with an established connection. */
   private readonly connected = new Set<number>();
   private finished = false;
@@ -555,17 +611,31 @@ class Rendezvous {
     this.n = opts.worldSize;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? connectTimeoutFromEnv();
     this.deadline = Date.now() + this.connectTimeoutMs;
+    const secret = opts.secret ?? jobSecretFromEnv();
+    this.key = jobKey(opts.jobId, secret);
+    this.maxMessageBytes = opts.maxMessageBytes ?? maxMessageBytesFromEnv();
+    if (secret === undefined && this.rank === 0) {
+      opts.logger?.warn(
+        { rank: 0, jobId: opts.jobId },
+        `no ${JOB_SECRET_ENV}: peers of other jobs are refused, but any process that knows job id '${opts.jobId}' could join; ` +
+          `set ${JOB_SECRET_ENV} to the same random value for every rank (proggan --workers does this itself)`,
+      );
+    }
   }
 
   async run(): Promise<TcpTransport> {
     this.timer = setTimeout(() => {
       const missing: number[] = [];
       for (let r = 0; r < this.n; r++) if (r !== this.rank && !this.connected.has(r)) missing.push(r);
+      const refused =
+        this.strangers.length > 0
+          ? `; refused ${this.strangers.length} connection(s) not of this job (last: ${this.strangers[this.strangers.length - 1]})`
+          : '';
       this.fail(
         new TransportError(
           'handshake',
           `rank ${this.rank}: rendezvous did not finish within ${this.connectTimeoutMs} ms; ` +
-            `no connection with rank(s) ${missing.join(', ')} (${CONNECT_TIMEOUT_ENV})`,
+            `no connection with rank(s) ${missing.join(', ')} (${CONNECT_TIMEOUT_ENV})${refused}`,
           missing[0],
         ),
       );
@@ -620,19 +690,37 @@ class Rendezvous {
     return { host: this.opts.listenHost ?? defaultBindHost(master.host), port: this.opts.listenPort ?? 0 };
   }
 
-  /** Watch a socket's frames; until established they go to `onControl`. */
-  private track(socket: net.Socket, remote: string, onControl: (type: number, payload: Uint8Array) => void): Pending {
+  /**
+   * Watch a socket's frames; until established they go to `onControl`, and only `handshakeTypes`
+   * of at most {@link MAX_HANDSHAKE_BYTES} are allowed (checked at the header, before allocating).
+   */
+  private track(
+    socket: net.Socket,
+    remote: string,
+    handshakeTypes: number[],
+    onControl: (type: number, payload: Uint8Array) => void,
+    onBadFrame: (why: string) => void,
+  ): Pending {
     const p: Pending = { socket, conn: undefined, onControl, remote };
+    const limit = (type: number): number => {
+      if (p.conn) return type === FRAME_DATA ? this.maxMessageBytes : MAX_CONTROL_BYTES;
+      if (!handshakeTypes.includes(type)) throw new Error(`frame of type ${type} before the handshake finished`);
+      return MAX_HANDSHAKE_BYTES;
+    };
     const reader = new FrameReader((type, payload) => {
       if (p.conn) this.transport.onFrame(p.conn, type, payload);
       else p.onControl(type, payload);
-    }, MAX_CONTROL_BYTES);
+    }, limit);
     socket.on('data', (chunk: Buffer) => {
+      if (socket.destroyed) return;
       try {
         reader.feed(chunk);
       } catch (err) {
         if (p.conn) this.transport.protocolError(p.conn.rank, (err as Error).message);
-        else socket.destroy(err as Error);
+        else {
+          onBadFrame((err as Error).message);
+          socket.destroy();
+        }
       }
     });
     this.pending.add(p);
@@ -648,7 +736,14 @@ class Rendezvous {
     this.opts.logger?.debug({ rank: this.rank, peer, address }, 'connected');
   }
 
-  /** A peer connected to us: check the preamble and the hello. */
+  /** Note and log a connection refused as not of this job; the rendezvous goes on. */
+  private stranger(remote: string, why: string): void {
+    this.strangers.push(`${remote}: ${why}`);
+    if (this.strangers.length > 16) this.strangers.shift();
+    this.opts.logger?.warn({ rank: this.rank, remote, why }, `refused a connection from ${remote}: ${why}`);
+  }
+
+  /** A peer connected to us: check the preamble, challenge it, and check its hello. */
   private accept(socket: net.Socket): void {
     if (this.finished) {
       socket.destroy();
@@ -663,19 +758,28 @@ class Rendezvous {
       if (pre.length < PREAMBLE.length) return;
       socket.off('data', onPreamble);
       if (!pre.subarray(0, PREAMBLE.length).equals(PREAMBLE)) {
-        // Not one of ours (a port scanner, a health check): drop it without failing the job.
-        this.opts.logger?.warn({ rank: this.rank, remote }, 'dropped a connection without the proggan preamble');
+        // Not one of ours (a port scanner, a health check, an older proggan): drop it without failing the job.
+        this.stranger(remote, 'no proggan preamble (or another protocol version)');
         socket.destroy();
         return;
       }
-      p = this.track(socket, remote, (type, payload) => {
-        if (type !== FRAME_HELLO || helloSeen) {
-          socket.destroy();
-          return;
-        }
-        helloSeen = true;
-        if (p) this.onHello(p, payload);
-      });
+      const challenge = newNonce();
+      p = this.track(
+        socket,
+        remote,
+        [FRAME_HELLO],
+        (type, payload) => {
+          if (type !== FRAME_HELLO || helloSeen) {
+            this.stranger(remote, `unexpected frame type ${type}`);
+            socket.destroy();
+            return;
+          }
+          helloSeen = true;
+          if (p) this.onHello(p, payload, challenge);
+        },
+        (why) => this.stranger(remote, why),
+      );
+      socket.write(Buffer.concat([frameHeader(FRAME_CHALLENGE, challenge.length), challenge]));
       const rest = pre.subarray(PREAMBLE.length);
       if (rest.length > 0) socket.emit('data', rest);
     };
@@ -695,22 +799,41 @@ class Rendezvous {
     });
   }
 
-  private onHello(p: Pending, payload: Uint8Array): void {
-    let hello: Hello;
+  private onHello(p: Pending, payload: Uint8Array, challenge: Buffer): void {
+    const mac = payload.subarray(0, MAC_BYTES);
+    const json = payload.subarray(MAC_BYTES);
+    let hello: Hello | undefined;
     try {
-      hello = JSON.parse(Buffer.from(payload).toString('utf8')) as Hello;
+      const parsed: unknown = JSON.parse(Buffer.from(json).toString('utf8'));
+      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) hello = parsed as Hello;
     } catch {
-      p.socket.destroy();
-      return;
+      // Unreadable: handled below.
     }
+    // A stranger is told why (a rank of another job should fail loudly on its side), logged and
+    // dropped; it must not stop this job's rendezvous.
+    const refuseStranger = (why: string): void => {
+      this.stranger(p.remote, why);
+      this.pending.delete(p);
+      const msg = `rank ${this.rank} (job '${this.opts.jobId}') refused a connection from ${p.remote}: ${why}`;
+      p.socket.end(Buffer.concat([frameHeader(FRAME_WELCOME, MAC_BYTES + Buffer.byteLength(JSON.stringify({ ok: false, error: msg }))),
+        Buffer.alloc(MAC_BYTES), Buffer.from(JSON.stringify({ ok: false, error: msg } satisfies Welcome), 'utf8')]));
+      setTimeout(() => p.socket.destroy(), 1000).unref();
+    };
+    if (payload.length <= MAC_BYTES || hello === undefined) return refuseStranger('unreadable hello');
+    if (hello.v !== PROTOCOL_VERSION) return refuseStranger(`protocol version ${String(hello.v)}, expected ${PROTOCOL_VERSION}`);
+    if (hello.jobId !== this.opts.jobId) return refuseStranger(`it belongs to job '${String(hello.jobId)}'`);
+    if (!macMatches(macOf(this.key, 'hello', challenge, json), mac)) {
+      return refuseStranger(`it did not prove it knows this job's secret (wrong or missing ${JOB_SECRET_ENV})`);
+    }
+    if (typeof hello.nonce !== 'string' || !/^[0-9a-f]{64}$/.test(hello.nonce)) return refuseStranger('its hello has no valid challenge');
+    const nonce = Buffer.from(hello.nonce, 'hex');
+    // From here on the peer holds the job's secret: a disagreement is this job misconfigured, and loud.
     const refuse = (why: string, peer?: number): void => {
       const msg = `rank ${this.rank} (job '${this.opts.jobId}', world size ${this.n}) refused a peer from ${p.remote}: ${why}`;
-      p.socket.end(controlFrame(FRAME_WELCOME, { ok: false, error: msg } satisfies Welcome));
+      p.socket.end(taggedFrame(FRAME_WELCOME, this.key, 'welcome', nonce, { ok: false, error: msg } satisfies Welcome));
       this.fail(new TransportError('handshake', msg, peer));
     };
     const peer = hello.rank;
-    if (hello.v !== PROTOCOL_VERSION) return refuse(`protocol version ${hello.v}, expected ${PROTOCOL_VERSION}`, peer);
-    if (hello.jobId !== this.opts.jobId) return refuse(`it belongs to job '${hello.jobId}'`, peer);
     if (hello.worldSize !== this.n) return refuse(`it says world size ${hello.worldSize}`, peer);
     if (hello.to !== this.rank) return refuse(`it meant to reach rank ${hello.to}`, peer);
     if (!Number.isInteger(peer) || peer <= this.rank || peer >= this.n) {
@@ -727,14 +850,14 @@ class Rendezvous {
       return refuse(`rank ${peer} was given a different address table: ${JSON.stringify(hello.addresses)}`, peer);
     }
     if (this.rank !== 0) {
-      p.socket.write(controlFrame(FRAME_WELCOME, { ok: true } satisfies Welcome));
+      p.socket.write(taggedFrame(FRAME_WELCOME, this.key, 'welcome', nonce, { ok: true } satisfies Welcome));
       this.establish(p, peer, p.remote);
       this.checkDone();
       return;
     }
     // Rank 0 keeps every joiner waiting until all have said hello, then hands out the table.
     const host = hello.listenHost ?? stripMapped(p.socket.remoteAddress) ?? '';
-    this.joined.set(peer, { pending: p, address: formatAddress(host, hello.listenPort) });
+    this.joined.set(peer, { pending: p, address: formatAddress(host, hello.listenPort), nonce });
     if (this.joined.size === this.n - 1) this.handOutTable();
   }
 
@@ -746,9 +869,8 @@ class Rendezvous {
       for (let r = 1; r < this.n; r++) table.push(this.joined.get(r)?.address ?? '');
     }
     this.transport.addresses = table;
-    const welcome = controlFrame(FRAME_WELCOME, { ok: true, addresses: table } satisfies Welcome);
     for (const [r, j] of this.joined) {
-      j.pending.socket.write(welcome);
+      j.pending.socket.write(taggedFrame(FRAME_WELCOME, this.key, 'welcome', j.nonce, { ok: true, addresses: table } satisfies Welcome));
       this.establish(j.pending, r, table[r] ?? j.pending.remote);
     }
     this.joined.clear();
@@ -770,19 +892,37 @@ class Rendezvous {
     const { host, port } = parseAddress(address, `address of rank ${peer}`);
     const socket = await this.connectWithRetry(peer, host, port);
     const welcome = new Deferred<Welcome>();
-    const p = this.track(socket, address, (type, payload) => {
-      if (type !== FRAME_WELCOME) return welcome.reject(new Error(`unexpected frame type ${type} before welcome`));
-      let w: Welcome;
-      try {
-        w = JSON.parse(Buffer.from(payload).toString('utf8')) as Welcome;
-      } catch {
-        return welcome.reject(new Error('unreadable welcome'));
-      }
-      // Establish before returning: data frames the peer sent right after the welcome may follow
-      // in this same read and must reach the inbox, not this handler.
-      if (w.ok && !this.finished) this.establish(p, peer, address);
-      welcome.resolve(w);
-    });
+    const nonce = newNonce();
+    let challenged = false;
+    const p = this.track(
+      socket,
+      address,
+      [FRAME_CHALLENGE, FRAME_WELCOME],
+      (type, payload) => {
+        if (type === FRAME_CHALLENGE && !challenged) {
+          challenged = true;
+          if (payload.length !== NONCE_BYTES) return welcome.reject(new Error(`challenge of ${payload.length} bytes, expected ${NONCE_BYTES}`));
+          socket.write(taggedFrame(FRAME_HELLO, this.key, 'hello', payload, hello));
+          return;
+        }
+        if (type !== FRAME_WELCOME) return welcome.reject(new Error(`unexpected frame type ${type} before welcome`));
+        let w: Welcome;
+        const json = payload.subarray(MAC_BYTES);
+        try {
+          w = JSON.parse(Buffer.from(json).toString('utf8')) as Welcome;
+        } catch {
+          return welcome.reject(new Error('unreadable welcome'));
+        }
+        if (w.ok && !macMatches(macOf(this.key, 'welcome', nonce, json), payload.subarray(0, MAC_BYTES))) {
+          return welcome.reject(new Error(`its welcome did not prove it knows this job's secret (another job on that port, or a different ${JOB_SECRET_ENV})`));
+        }
+        // Establish before returning: data frames the peer sent right after the welcome may follow
+        // in this same read and must reach the inbox, not this handler.
+        if (w.ok && !this.finished) this.establish(p, peer, address);
+        welcome.resolve(w);
+      },
+      (why) => welcome.reject(new Error(why)),
+    );
     let lastError: Error | undefined;
     socket.on('error', (err) => {
       lastError = err;
@@ -799,8 +939,9 @@ class Rendezvous {
       listenPort: this.listenPort,
       ...(this.opts.advertiseHost !== undefined ? { listenHost: this.opts.advertiseHost } : {}),
       ...(this.staticTable ? { addresses: this.opts.addresses } : {}),
+      nonce: nonce.toString('hex'),
     };
-    socket.write(Buffer.concat([PREAMBLE, controlFrame(FRAME_HELLO, hello)]));
+    socket.write(PREAMBLE);
     let w: Welcome;
     try {
       w = await Promise.race([welcome.promise, this.done.promise.then(() => ({ ok: false }) as Welcome)]);
