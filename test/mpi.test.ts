@@ -3,14 +3,14 @@
 // training run. The mpirun part is skipped with a message when mpirun or the MPI addon is absent,
 // and required (fails instead) when PROGGAN_REQUIRE_MPI=1, as in CI.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import ts from 'typescript';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createStrategy, transportKindFromEnv } from '../src/distributed/mirrored.js';
 import { createMpiStrategy, launchedByOpenMpi, MPI_ADDON_ENV, mpiLaunchFromEnv } from '../src/distributed/mpi.js';
 import { resolveCluster } from '../src/distributed/cluster.js';
+import { transpileToTemp } from './fixtures/transpile.js';
 
 const root = join(import.meta.dirname, '..');
 const addonPath = join(root, 'build', 'Release', 'proggan_mpi.node');
@@ -66,7 +66,8 @@ function mpirun(n: number, args: string[], env: NodeJS.ProcessEnv, timeoutMs: nu
     env: { ...process.env, ...env },
     encoding: 'utf8',
     timeout: timeoutMs,
-    killSignal: 'SIGKILL',
+    // mpirun passes SIGTERM on to the ranks it started and exits.
+    killSignal: 'SIGTERM',
   });
 }
 
@@ -76,17 +77,8 @@ describe.skipIf(missing !== undefined && !required)('under mpirun (Open MPI)', (
 
   beforeAll(() => {
     if (missing) throw new Error(`PROGGAN_REQUIRE_MPI=1 but ${missing}`);
-    // mpirun's children cannot import .ts: transpile the tfjs-free modules they need, laid out as src/ is.
-    distRoot = mkdtempSync(join(tmpdir(), 'proggan-mpi-dist-'));
+    distRoot = transpileToTemp('proggan-mpi-dist-');
     made.push(distRoot);
-    const modules = [...['strategy', 'transport', 'collectives', 'tcp', 'cluster', 'mirrored', 'shm', 'mpi'].map((m) => `distributed/${m}`), 'util/addon'];
-    for (const m of modules) {
-      const out = ts.transpileModule(readFileSync(join(root, 'src', `${m}.ts`), 'utf8'), {
-        compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 },
-      });
-      mkdirSync(dirname(join(distRoot, `${m}.js`)), { recursive: true });
-      writeFileSync(join(distRoot, `${m}.js`), out.outputText);
-    }
   });
 
   afterAll(() => {
