@@ -115,6 +115,31 @@ describe.skipIf(missing !== undefined && !required)('under mpirun (Open MPI)', (
     });
   }
 
+  it('-n 2: a rank that dies stops the whole job (mpirun names it)', () => {
+    const t0 = Date.now();
+    const r = mpirun(2, [process.execPath, join(root, 'test', 'fixtures', 'mpi-worker.mjs')], {
+      PROGGAN_DIST_DIR: distRoot, PROGGAN_TRANSPORT: 'mpi', [MPI_ADDON_ENV]: addonPath, MPI_WORKER_MODE: 'die', PROGGAN_COLLECTIVE_TIMEOUT_MS: '20000',
+    }, 60_000);
+    const out = `${r.stdout}\n${r.stderr}`;
+    expect(r.status, out).not.toBe(0);
+    expect(r.signal, out).toBeNull(); // ended by itself, not by our timeout
+    expect(out).not.toMatch(/UNEXPECTED/);
+    expect(out).toMatch(/Process name: \[\[\d+,\d+\],1\]\s+Exit code:\s+1/);
+    expect(Date.now() - t0).toBeLessThan(20_000);
+  });
+
+  it('-n 3: a rank that stalls makes the others time out and abort the job, with a message saying so', () => {
+    const r = mpirun(3, [process.execPath, join(root, 'test', 'fixtures', 'mpi-worker.mjs')], {
+      PROGGAN_DIST_DIR: distRoot, PROGGAN_TRANSPORT: 'mpi', [MPI_ADDON_ENV]: addonPath, MPI_WORKER_MODE: 'stall', PROGGAN_COLLECTIVE_TIMEOUT_MS: '2000',
+    }, 60_000);
+    const out = `${r.stdout}\n${r.stderr}`;
+    expect(r.status, out).not.toBe(0);
+    expect(r.signal, out).toBeNull();
+    expect(out).not.toMatch(/UNEXPECTED/);
+    expect(out).toMatch(/rank [01]: MPI_Allreduce did not complete within 2000 ms .*aborting the MPI job/);
+    expect(out).toMatch(/MPI_ABORT was invoked/);
+  });
+
   const launchKnown = resolveCluster({ OMPI_COMM_WORLD_RANK: '0', OMPI_COMM_WORLD_SIZE: '2' }).worldSize === 2;
   const haveDist = existsSync(join(root, 'dist', 'cli', 'main.js'));
   for (const n of [2, 3]) {
