@@ -1,3 +1,6 @@
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
   ClusterConfigError,
@@ -5,6 +8,7 @@ import {
   formatAddress,
   opTimeoutFromEnv,
   parseAddress,
+  parseMpiEnv,
   parseSlurmEnv,
   parseSlurmNodelist,
   parseTfConfig,
@@ -150,6 +154,81 @@ describe('Slurm', () => {
   });
 });
 
+describe('MPI launchers (mpirun, srun --mpi)', () => {
+  // What `mpirun -n 3` (Open MPI 4) sets in each rank on one host.
+  const ompi = (rank: number) => ({
+    OMPI_COMM_WORLD_RANK: String(rank),
+    OMPI_COMM_WORLD_SIZE: '3',
+    OMPI_COMM_WORLD_LOCAL_RANK: String(rank),
+    OMPI_COMM_WORLD_LOCAL_SIZE: '3',
+    OMPI_MCA_ess_base_jobid: '2857631745',
+  });
+
+  it('reads Open MPI ranks; one host meets on loopback, and every rank agrees on the job id and port', () => {
+    const specs = [0, 1, 2].map((r) => resolveCluster(ompi(r)));
+    expect(specs.map((s) => s.rank)).toEqual([0, 1, 2]);
+    for (const s of specs) {
+      expect(s).toMatchObject({ worldSize: 3, source: 'mpi' });
+      expect(s.jobId).toBe(specs[0]!.jobId);
+      expect(s.addresses).toEqual(specs[0]!.addresses);
+    }
+    const { host, port } = parseAddress(specs[0]!.addresses[0]!);
+    expect(host).toBe('127.0.0.1');
+    expect(port).toBeGreaterThanOrEqual(29500);
+    expect(port).toBeLessThan(30500);
+    // Another MPI job gets another job id, so its ranks cannot join this one.
+    expect(resolveCluster({ ...ompi(0), OMPI_MCA_ess_base_jobid: '2857631746' }).jobId).not.toBe(specs[0]!.jobId);
+  });
+
+  it('uses MASTER_ADDR/MASTER_PORT when given, and refuses ranks across hosts without MASTER_ADDR', () => {
+    const multi = { ...ompi(1), OMPI_COMM_WORLD_LOCAL_SIZE: '1' };
+    expect(blamed(() => parseMpiEnv(multi))).toBe('MASTER_ADDR');
+    expect(() => parseMpiEnv(multi)).toThrow(/span hosts.*mpirun -x MASTER_ADDR/);
+    expect(parseMpiEnv({ ...multi, MASTER_ADDR: 'node1', MASTER_PORT: '4000' })?.addresses).toEqual(['node1:4000']);
+    // Inside a Slurm allocation rank 0 is on the first node.
+    expect(parseMpiEnv({ ...multi, SLURM_JOB_NODELIST: 'gpu[03-04]', SLURM_JOB_ID: '77' })?.addresses[0]).toMatch(/^gpu03:\d+$/);
+  });
+
+  it('reads PMI (MPICH/Hydra, srun --mpi=pmi2) and PMIx (srun --mpi=pmix) ranks', () => {
+    expect(parseMpiEnv({ PMI_RANK: '2', PMI_SIZE: '4', PMI_JOBID: 'kvs_1' })).toMatchObject({ rank: 2, worldSize: 4, source: 'mpi' });
+    const pmix = { PMIX_RANK: '1', PMIX_NAMESPACE: 'slurm.pmix.42.0', SLURM_NTASKS: '2', SLURM_JOB_NODELIST: 'n[1-2]', SLURM_JOB_ID: '42' };
+    expect(parseMpiEnv(pmix)).toMatchObject({ rank: 1, worldSize: 2, source: 'mpi' });
+    expect(parseMpiEnv(pmix)?.addresses[0]).toMatch(/^n1:/);
+    expect(parseMpiEnv({})).toBeUndefined();
+  });
+
+  it('names the variable at fault', () => {
+    expect(blamed(() => parseMpiEnv({ OMPI_COMM_WORLD_RANK: '3', OMPI_COMM_WORLD_SIZE: '3' }))).toBe('OMPI_COMM_WORLD_RANK');
+    expect(blamed(() => parseMpiEnv({ OMPI_COMM_WORLD_RANK: '0' }))).toBe('OMPI_COMM_WORLD_SIZE');
+    expect(blamed(() => parseMpiEnv({ PMI_RANK: 'x', PMI_SIZE: '2' }))).toBe('PMI_RANK');
+    expect(blamed(() => parseMpiEnv({ PMIX_RANK: '0' }))).toBe('SLURM_NTASKS');
+    expect(blamed(() => parseMpiEnv({ ...ompi(0), MASTER_PORT: '99999' }))).toBe('MASTER_PORT');
+  });
+
+  // Open MPI's mpirun, when installed (Debian: openmpi-bin); the ranks import the compiled dist/.
+  const hasMpirun = spawnSync('mpirun', ['--version'], { encoding: 'utf8' }).status === 0;
+  it.skipIf(!hasMpirun)('mpirun -n 3 starts one job of three ranks, not three runs', () => {
+    const here = dirname(fileURLToPath(import.meta.url));
+    const res = spawnSync(
+      'mpirun',
+      ['--allow-run-as-root', '--oversubscribe', '-n', '3', '-x', `PROGGAN_DIST_DIR=${join(here, '..', 'dist', 'distributed')}`,
+        process.execPath, join(here, 'fixtures', 'mpi-worker.mjs')],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(res.status, res.stderr).toBe(0);
+    const lines = res.stdout.trim().split('\n').map((l) => JSON.parse(l) as { rank: number; worldSize: number; source: string; jobId: string; sum: number[] });
+    expect(lines.map((l) => l.rank).sort()).toEqual([0, 1, 2]);
+    for (const l of lines) expect(l).toMatchObject({ worldSize: 3, source: 'mpi', jobId: lines[0]!.jobId, sum: [3, 3] });
+  });
+
+  it('wins over the SLURM_PROCID=0 that mpirun inside an sbatch script passes to every rank', () => {
+    const batch = { SLURM_PROCID: '0', SLURM_NTASKS: '3', SLURM_JOB_NODELIST: 'n1', SLURM_JOB_ID: '9' };
+    expect(resolveCluster({ ...batch, ...ompi(2) })).toMatchObject({ rank: 2, source: 'mpi' });
+    // torchrun variables set on purpose still win.
+    expect(resolveCluster({ ...ompi(2), RANK: '0', WORLD_SIZE: '1' }).source).toBe('torchrun');
+  });
+});
+
 describe('resolveCluster', () => {
   it('prefers TF_CONFIG, then torchrun, then Slurm, else one process', () => {
     const tf = JSON.stringify({ cluster: { worker: ['a:1', 'b:1'] }, task: { type: 'worker', index: 1 } });
@@ -172,9 +251,9 @@ describe('resolveCluster', () => {
 });
 
 describe('op timeout from the environment', () => {
-  it('defaults to 120 s and reads PROGGAN_COLLECTIVE_TIMEOUT_MS', () => {
+  it('defaults to 60 s and reads PROGGAN_COLLECTIVE_TIMEOUT_MS', () => {
     expect(opTimeoutFromEnv({})).toBe(DEFAULT_OP_TIMEOUT_MS);
-    expect(DEFAULT_OP_TIMEOUT_MS).toBe(120_000);
+    expect(DEFAULT_OP_TIMEOUT_MS).toBe(60_000);
     expect(opTimeoutFromEnv({ PROGGAN_COLLECTIVE_TIMEOUT_MS: '2500' })).toBe(2500);
     expect(() => opTimeoutFromEnv({ PROGGAN_COLLECTIVE_TIMEOUT_MS: '-1' })).toThrow(/PROGGAN_COLLECTIVE_TIMEOUT_MS/);
   });

@@ -202,6 +202,89 @@ describe('launchWorkers', () => {
   });
 });
 
+describe('launcher faults: blame, parent death', () => {
+  const DIST = join(here, '..', 'dist', 'distributed');
+  const STALL = join(here, 'fixtures', 'stall-worker.mjs');
+
+  async function waitForFiles(paths: string[], ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!paths.every((p) => existsSync(p))) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${paths.join(', ')}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  function alive(pid: number): boolean {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  it('names the stopped rank, not the rank that timed out waiting for it and exited first', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'proggan-launch-stall-'));
+    const errOut = sink();
+    const run = launchWorkers({
+      argv: [],
+      workers: 2,
+      runDir: out,
+      command: [process.execPath, STALL],
+      env: { ...process.env, LAUNCH_OUT: out, PROGGAN_DIST_DIR: DIST, PROGGAN_TRANSPORT: 'tcp', PROGGAN_COLLECTIVE_TIMEOUT_MS: '1000', STALL_WORKER_MS: '20000' },
+      maxRestarts: 0,
+      killGraceMs: 3000,
+      handleSignals: false,
+      stdout: errOut.stream,
+      stderr: errOut.stream,
+    }).catch((e: unknown) => e);
+    await waitForFiles([0, 1].map((r) => join(out, `ready-${r}`)), 20_000);
+    const pid1 = Number(readFileSync(join(out, 'ready-1'), 'utf8'));
+    process.kill(pid1, 'SIGSTOP');
+    const err = (await run) as WorkerGroupError;
+    expect(err).toBeInstanceOf(WorkerGroupError);
+    // Rank 0 timed out and exited first; the launcher pins it on rank 1 and says how it was found.
+    expect(err.failure).toMatchObject({ rank: 0, code: 1 });
+    expect(err.failure.fault).toMatchObject({ rank: 0, peer: 1, code: 'timeout' });
+    expect(err.culprit.rank).toBe(1);
+    expect(err.message).toMatch(/^worker rank 1 stalled: it is stopped \(SIGSTOP.*rank 0 reported: .*no message from rank 1 within 1000 ms.*first to exit: rank 0 exited with code 1/);
+    // The stopped rank was continued so it could act on SIGTERM, and nothing is left running.
+    expect(err.attempts[0]?.exits[1]).toMatchObject({ rank: 1, signal: 'SIGTERM' });
+    expect(alive(pid1)).toBe(false);
+  });
+
+  it('workers stop when their launcher is SIGKILLed', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'proggan-launch-orphan-'));
+    const sup = spawn(process.execPath, [join(here, 'fixtures', 'launch-supervisor.mjs')], {
+      env: { ...process.env, LAUNCH_OUT: out, LAUNCH_WORKER: 'stall-worker.mjs', PROGGAN_DIST_DIR: DIST, PROGGAN_TRANSPORT: 'tcp', STALL_WORKER_MS: '30000', ORPHAN_GRACE_MS: '2000' },
+      stdio: ['ignore', 'ignore', 'ignore'],
+    });
+    const supExit = new Promise<void>((r) => sup.once('exit', () => r()));
+    let pids: number[] = [];
+    try {
+      await waitForFiles([0, 1].map((r) => join(out, `ready-${r}`)), 20_000);
+      pids = [0, 1].map((r) => Number(readFileSync(join(out, `ready-${r}`), 'utf8')));
+      expect(pids.every(alive)).toBe(true);
+      sup.kill('SIGKILL');
+      await supExit;
+      // Bounded: the channel closes at once; SIGTERM ends these workers (the trainer would checkpoint first).
+      const deadline = Date.now() + 10_000;
+      while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(pids.filter(alive)).toEqual([]);
+    } finally {
+      if (sup.exitCode === null && sup.signalCode === null) sup.kill('SIGKILL');
+      for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+
+  it('gives each group start its own rendezvous secret and marks the workers supervised', () => {
+    const a = workerSetup(0, { workers: 2, argv: [], port: 1, jobId: 'j', secret: 's1', env: { PROGGAN_JOB_SECRET_FILE: '/x' } });
+    expect(a.env['PROGGAN_JOB_SECRET']).toBe('s1');
+    expect(a.env['PROGGAN_JOB_SECRET_FILE']).toBeUndefined();
+    expect(a.env['PROGGAN_SUPERVISED']).toBe('1');
+  });
+});
+
 describe('worker setup', () => {
   const base = { workers: 2, port: 1234, jobId: 'j', argv: ['train'] };
   it('gives rank r GPU r, or the r-th of the parent CUDA_VISIBLE_DEVICES, and no --threads', () => {

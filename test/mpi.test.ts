@@ -90,7 +90,7 @@ describe.skipIf(missing !== undefined && !required)('under mpirun (Open MPI)', (
     [3, 'mpi'],
   ] as const) {
     it(`-n ${n} (PROGGAN_TRANSPORT=${transport}): all-reduce equals the naive sums, bitwise equal on every rank; broadcast, all-gather, barrier`, () => {
-      const r = mpirun(n, [process.execPath, join(root, 'test', 'fixtures', 'mpi-worker.mjs')], {
+      const r = mpirun(n, [process.execPath, join(root, 'test', 'fixtures', 'mpi-collectives.mjs')], {
         PROGGAN_DIST_DIR: distRoot,
         PROGGAN_TRANSPORT: transport,
         [MPI_ADDON_ENV]: addonPath,
@@ -117,7 +117,7 @@ describe.skipIf(missing !== undefined && !required)('under mpirun (Open MPI)', (
 
   it('-n 2: a rank that dies stops the whole job (mpirun names it)', () => {
     const t0 = Date.now();
-    const r = mpirun(2, [process.execPath, join(root, 'test', 'fixtures', 'mpi-worker.mjs')], {
+    const r = mpirun(2, [process.execPath, join(root, 'test', 'fixtures', 'mpi-collectives.mjs')], {
       PROGGAN_DIST_DIR: distRoot, PROGGAN_TRANSPORT: 'mpi', [MPI_ADDON_ENV]: addonPath, MPI_WORKER_MODE: 'die', PROGGAN_COLLECTIVE_TIMEOUT_MS: '20000',
     }, 60_000);
     const out = `${r.stdout}\n${r.stderr}`;
@@ -129,7 +129,7 @@ describe.skipIf(missing !== undefined && !required)('under mpirun (Open MPI)', (
   });
 
   it('-n 3: a rank that stalls makes the others time out and abort the job, with a message saying so', () => {
-    const r = mpirun(3, [process.execPath, join(root, 'test', 'fixtures', 'mpi-worker.mjs')], {
+    const r = mpirun(3, [process.execPath, join(root, 'test', 'fixtures', 'mpi-collectives.mjs')], {
       PROGGAN_DIST_DIR: distRoot, PROGGAN_TRANSPORT: 'mpi', [MPI_ADDON_ENV]: addonPath, MPI_WORKER_MODE: 'stall', PROGGAN_COLLECTIVE_TIMEOUT_MS: '2000',
     }, 60_000);
     const out = `${r.stdout}\n${r.stderr}`;

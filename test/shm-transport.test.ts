@@ -51,7 +51,7 @@ describe('shared memory transport between processes', () => {
     // Laid out as src/ is (distributed/ beside util/), so relative imports resolve.
     const root = mkdtempSync(join(tmpdir(), 'proggan-shm-dist-'));
     distDir = join(root, 'distributed');
-    const modules = [...['strategy', 'transport', 'collectives', 'tcp', 'cluster', 'mirrored', 'shm', 'auth'].map((n) => `distributed/${n}`), 'util/addon'];
+    const modules = [...['strategy', 'transport', 'collectives', 'tcp', 'cluster', 'mirrored', 'shm', 'auth', 'supervised'].map((n) => `distributed/${n}`), 'util/addon'];
     for (const name of modules) {
       const src = readFileSync(join(here, '..', 'src', `${name}.ts`), 'utf8');
       const out = ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 } });

@@ -454,7 +454,7 @@ describe('separate processes over TCP', () => {
     // dependence on a dist/ build) into a temporary directory the child imports from.
     distDir = mkdtempSync(join(tmpdir(), 'proggan-dist-'));
     // Only the tfjs-free, dependency-free modules the child needs (index.js also pulls in the launcher).
-    for (const name of ['strategy', 'transport', 'collectives', 'tcp', 'cluster', 'mirrored', 'auth']) {
+    for (const name of ['strategy', 'transport', 'collectives', 'tcp', 'cluster', 'mirrored', 'auth', 'supervised']) {
       const src = readFileSync(join(here, '..', 'src', 'distributed', `${name}.ts`), 'utf8');
       const out = ts.transpileModule(src, {
         compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 },

@@ -11,6 +11,7 @@ import { resolveCluster, type ClusterSpec } from '../distributed/cluster.js';
 import { launchWorkers, runStarted, DEFAULT_MAX_RESTARTS, type LaunchResult } from '../distributed/launcher.js';
 import { createStrategy } from '../distributed/mirrored.js';
 import { OneDeviceStrategy, type Strategy } from '../distributed/strategy.js';
+import { watchLauncher } from '../distributed/supervised.js';
 import { UsageError } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { createCliLogger } from './logging.js';
@@ -122,9 +123,12 @@ export async function runWithWorkers(opts: RunWithWorkersOptions): Promise<Launc
 /**
  * The strategy of this process: a {@link OneDeviceStrategy} for a single process, else the mirrored
  * strategy of the job that TF_CONFIG, RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT or Slurm's variables
- * describe (joins the rendezvous; bounded by PROGGAN_CONNECT_TIMEOUT_MS).
+ * describe (joins the rendezvous; bounded by PROGGAN_CONNECT_TIMEOUT_MS). Under the proggan launcher
+ * it also starts watching the launcher (see `watchLauncher`).
  */
 export async function processStrategy(opts: { env?: NodeJS.ProcessEnv; logger?: Logger } = {}): Promise<Strategy> {
+  // A worker of `--workers N` stops when its launcher dies (even by SIGKILL) instead of running on unsupervised.
+  watchLauncher(opts.logger ? { logger: opts.logger } : {});
   const spec = clusterFromEnv(opts.env ?? process.env);
   if (!spec) return new OneDeviceStrategy();
   const log = opts.logger ?? silentLogger();

@@ -1,11 +1,13 @@
 /**
  * Where this process sits in a training cluster: its rank, the world size, a job id every rank
  * shares, and how to reach the others. Read from the environment the common launchers set:
- * Kubeflow's TF_CONFIG, torchrun's RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT, and Slurm's SLURM_*.
+ * Kubeflow's TF_CONFIG, torchrun's RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT, MPI launchers' rank
+ * variables (mpirun: OMPI_COMM_WORLD_*, MPICH/Hydra and `srun --mpi=pmi2`: PMI_*, PMIx: PMIX_RANK)
+ * and Slurm's SLURM_*. Every convention ends in the same TCP rendezvous at rank 0's address.
  */
 
 /** Which launcher convention a {@link ClusterSpec} was read from. */
-export type ClusterSource = 'single' | 'tf_config' | 'torchrun' | 'slurm' | 'explicit';
+export type ClusterSource = 'single' | 'tf_config' | 'torchrun' | 'mpi' | 'slurm' | 'explicit';
 
 /** This process's place in the cluster. */
 export interface ClusterSpec {
@@ -297,15 +299,94 @@ export function parseSlurmEnv(env: NodeJS.ProcessEnv, opts: ClusterOptions = {})
   return { rank, worldSize, jobId, addresses: [formatAddress(host, port)], source: 'slurm' };
 }
 
+/** Default rendezvous port base of MPI jobs without MASTER_PORT (29500 + a hash of the job mod 1000). */
+export const MPI_DEFAULT_PORT_BASE = 29500;
+
+/**
+ * Read the rank variables MPI launchers set: Open MPI's `mpirun` (OMPI_COMM_WORLD_RANK/SIZE),
+ * MPICH/Hydra and `srun --mpi=pmi2` (PMI_RANK/PMI_SIZE), PMIx (`srun --mpi=pmix`, PRRTE:
+ * PMIX_RANK, the size from OMPI_COMM_WORLD_SIZE, PMI_SIZE or SLURM_NTASKS). proggan does not use
+ * MPI for the collectives: the ranks meet at the TCP rendezvous on rank 0's host.
+ *
+ * Rank 0's address: MASTER_ADDR (`mpirun -x MASTER_ADDR=<host of rank 0>`); else the first node
+ * of SLURM_JOB_NODELIST inside a Slurm allocation; else 127.0.0.1 when every rank is on this host
+ * (OMPI_COMM_WORLD_LOCAL_SIZE or MPI_LOCALNRANKS equals the world size, or neither is set); ranks
+ * known to span hosts without MASTER_ADDR are an error naming it. Port: MASTER_PORT or
+ * PROGGAN_MASTER_PORT, else 29500 + a hash of the MPI job's id mod 1000 (every rank computes the
+ * same). Returns undefined when none of the rank variables is set.
+ */
+export function parseMpiEnv(env: NodeJS.ProcessEnv, opts: ClusterOptions = {}): ClusterSpec | undefined {
+  let rankVar: string;
+  let sizeVar: string;
+  if (env['OMPI_COMM_WORLD_RANK'] !== undefined) {
+    rankVar = 'OMPI_COMM_WORLD_RANK';
+    sizeVar = 'OMPI_COMM_WORLD_SIZE';
+  } else if (env['PMI_RANK'] !== undefined) {
+    rankVar = 'PMI_RANK';
+    sizeVar = 'PMI_SIZE';
+  } else if (env['PMIX_RANK'] !== undefined) {
+    rankVar = 'PMIX_RANK';
+    sizeVar = ['OMPI_COMM_WORLD_SIZE', 'PMI_SIZE', 'SLURM_NTASKS'].find((v) => env[v] !== undefined) ?? 'SLURM_NTASKS';
+  } else {
+    return undefined;
+  }
+  const rank = parseNonNegInt(env[rankVar], rankVar);
+  const worldSize = parseNonNegInt(env[sizeVar], sizeVar);
+  checkRank(rank, worldSize, rankVar, sizeVar);
+  // What every rank of this MPI job shares (and another job does not), for the job id and port.
+  const mpiJob =
+    nonEmpty(env['PMIX_NAMESPACE']) ??
+    nonEmpty(env['OMPI_MCA_ess_base_jobid']) ??
+    nonEmpty(env['OMPI_MCA_orte_ess_jobid']) ??
+    nonEmpty(env['PMI_JOBID']) ??
+    (nonEmpty(env['SLURM_JOB_ID']) !== undefined ? `slurm-${nonEmpty(env['SLURM_JOB_ID'])}.${nonEmpty(env['SLURM_STEP_ID']) ?? ''}` : undefined);
+  let host = nonEmpty(env['MASTER_ADDR']);
+  if (host === undefined && nonEmpty(env['SLURM_JOB_NODELIST']) !== undefined) {
+    host = parseSlurmNodelist(env['SLURM_JOB_NODELIST'] ?? '', 'SLURM_JOB_NODELIST')[0];
+  }
+  if (host === undefined) {
+    const localVar = env['OMPI_COMM_WORLD_LOCAL_SIZE'] !== undefined ? 'OMPI_COMM_WORLD_LOCAL_SIZE' : 'MPI_LOCALNRANKS';
+    const localText = nonEmpty(env[localVar]);
+    if (localText !== undefined && parseNonNegInt(localText, localVar) < worldSize) {
+      throw new ClusterConfigError(
+        'MASTER_ADDR',
+        `is not set and the ${worldSize} MPI ranks span hosts (${localVar}=${localText}); ` +
+          `pass the host of rank 0, e.g. mpirun -x MASTER_ADDR=<host> -x MASTER_PORT=<port>`,
+      );
+    }
+    host = '127.0.0.1';
+  }
+  if (/[\s/]/.test(host) || (host.includes(':') && !isIpv6(host))) {
+    throw new ClusterConfigError('MASTER_ADDR', `'${host}' is not a host name or IP address`);
+  }
+  let port = opts.port;
+  if (port === undefined) {
+    const portVar = env['MASTER_PORT'] !== undefined ? 'MASTER_PORT' : 'PROGGAN_MASTER_PORT';
+    const portText = nonEmpty(env[portVar]);
+    port =
+      portText !== undefined
+        ? parsePort(portText, portVar)
+        : MPI_DEFAULT_PORT_BASE + (parseInt(fnv1a(mpiJob ?? `${host}/${worldSize}`), 16) % 1000);
+  }
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ClusterConfigError('MASTER_PORT', `${port} is not a valid port`);
+  const master = formatAddress(host, port);
+  const jobId = opts.jobId ?? nonEmpty(env['PROGGAN_JOB_ID']) ?? `mpi-${fnv1a(`${mpiJob ?? master}/${worldSize}`)}`;
+  return { rank, worldSize, jobId, addresses: [master], source: 'mpi' };
+}
+
 /**
  * This process's cluster description from the environment. Precedence: TF_CONFIG, then
- * RANK/WORLD_SIZE (torchrun), then SLURM_PROCID (Slurm), else a single process.
+ * RANK/WORLD_SIZE (torchrun), then the MPI rank variables, then SLURM_PROCID (Slurm), else a single
+ * process. MPI comes before Slurm because `mpirun` inside an sbatch script passes the batch step's
+ * SLURM_PROCID=0 on to every rank, while the MPI variables are each process's own.
  */
 export function resolveCluster(env: NodeJS.ProcessEnv = process.env, opts: ClusterOptions = {}): ClusterSpec {
   const tf = nonEmpty(env['TF_CONFIG']);
   if (tf !== undefined) return parseTfConfig(tf, env, opts);
   const torch = parseTorchrunEnv(env, opts);
   if (torch) return torch;
+  const mpi = parseMpiEnv(env, opts);
+  if (mpi) return mpi;
   const slurm = parseSlurmEnv(env, opts);
   if (slurm) return slurm;
   const jobId = opts.jobId ?? nonEmpty(env['PROGGAN_JOB_ID']) ?? 'single';

@@ -4,14 +4,23 @@
  * and supervise them as a group. Any worker that exits non-zero or dies by a signal takes the whole
  * group down; the group is started again with `--resume` (continuing from the last checkpoint) until
  * the restart budget is spent. Nothing here knows tfjs or the models: workers are plain processes.
+ *
+ * Each group start gets a fresh job id and a fresh random secret (PROGGAN_JOB_SECRET) that
+ * authenticates the workers' rendezvous connections. Each worker has an IPC channel to the
+ * launcher (PROGGAN_SUPERVISED=1; see `supervised.ts`): over it a rank whose collective failed
+ * says which rank it blames, so a failure is pinned on the rank that stalled or died, not on the
+ * first rank to exit (usually the one that timed out waiting for it); and through it the workers
+ * notice when the launcher itself dies, even by SIGKILL, and stop instead of running on unsupervised.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { silentLogger, type Logger } from '../util/logger.js';
+import { JOB_SECRET_ENV, generateJobSecret } from './auth.js';
+import { SUPERVISED_ENV, isFaultReport, type FaultReport } from './supervised.js';
 
 /** Default restart budget of {@link launchWorkers} (torchrun's `--max-restarts` defaults to 0; we allow a few). */
 export const DEFAULT_MAX_RESTARTS = 3;
@@ -30,6 +39,18 @@ export interface WorkerExit {
   signal: NodeJS.Signals | null;
   /** The last lines it wrote to stderr (only for ranks whose output is piped). */
   tail: string[];
+  /** What it reported over the IPC channel when its collectives failed: the rank it blamed and why. */
+  fault?: FaultReport;
+}
+
+/** The rank a group failure is pinned on, and how it was found. */
+export interface Culprit {
+  /** The rank that stalled, died or failed. */
+  rank: number;
+  /** `rank 1 stalled: it is stopped ...; rank 0 reported: ...` / `rank 0 exited with code 1`. */
+  description: string;
+  /** The first clause alone: `rank 1 stalled (stopped)`, `rank 2 died (killed by SIGKILL)`. */
+  summary: string;
 }
 
 /** One start of the worker group. */
@@ -42,6 +63,8 @@ export interface AttemptRecord {
   resumed: boolean;
   /** The first worker that failed, if any (a failure the launcher caused while tearing down is not counted). */
   failure?: WorkerExit;
+  /** The rank to blame for `failure`: the rank the failed worker reported it lost or timed out on, else itself. */
+  culprit?: Culprit;
   /** How every worker ended, by rank. */
   exits: WorkerExit[];
 }
@@ -61,15 +84,20 @@ export class WorkerGroupError extends Error {
   override name = 'WorkerGroupError';
   /** The first failure of the last attempt. */
   readonly failure: WorkerExit;
+  /** The rank the last attempt's failure is pinned on (see {@link AttemptRecord.culprit}). */
+  readonly culprit: Culprit;
   /** Restarts used before giving up. */
   readonly restarts: number;
   /** Every start of the group. */
   readonly attempts: AttemptRecord[];
-  constructor(failure: WorkerExit, restarts: number, attempts: AttemptRecord[], reason = 'budget spent') {
-    const history = attempts.map((a) => (a.failure ? describeExit(a.failure) : 'ok')).join('; ');
-    const tail = failure.tail.length > 0 ? ` Its last output: ${failure.tail.join(' | ')}` : '';
-    super(`worker ${describeExit(failure)} after ${restarts} restart(s) (${reason}; attempts: ${history}).${tail}`);
+  constructor(failure: WorkerExit, restarts: number, attempts: AttemptRecord[], reason = 'budget spent', culprit?: Culprit) {
+    const blame = culprit ?? { rank: failure.rank, description: describeExit(failure), summary: describeExit(failure) };
+    const history = attempts.map((a) => (a.failure ? (a.culprit?.summary ?? describeExit(a.failure)) : 'ok')).join('; ');
+    const tail = failure.tail.length > 0 ? ` Last output of rank ${failure.rank}: ${failure.tail.join(' | ')}` : '';
+    const first = blame.rank !== failure.rank ? ` (first to exit: ${describeExit(failure)})` : '';
+    super(`worker ${blame.description}${first} after ${restarts} restart(s) (${reason}; attempts: ${history}).${tail}`);
     this.failure = failure;
+    this.culprit = blame;
     this.restarts = restarts;
     this.attempts = attempts;
   }
@@ -153,7 +181,7 @@ export function hasFlag(argv: string[], name: string): boolean {
 /** The environment and extra arguments of one rank, without starting anything (exported for tests). */
 export function workerSetup(
   rank: number,
-  opts: Pick<LaunchOptions, 'workers' | 'env' | 'gpus' | 'threadsPerWorker' | 'masterAddr' | 'argv'> & { port: number; jobId: string },
+  opts: Pick<LaunchOptions, 'workers' | 'env' | 'gpus' | 'threadsPerWorker' | 'masterAddr' | 'argv'> & { port: number; jobId: string; secret?: string },
 ): { env: NodeJS.ProcessEnv; extraArgs: string[] } {
   const base = opts.env ?? process.env;
   const env: NodeJS.ProcessEnv = { ...base };
@@ -166,6 +194,10 @@ export function workerSetup(
   env['MASTER_ADDR'] = opts.masterAddr ?? '127.0.0.1';
   env['MASTER_PORT'] = String(opts.port);
   env['PROGGAN_JOB_ID'] = opts.jobId;
+  // The rendezvous secret of this group start; an inherited secret file must not override it.
+  if (opts.secret !== undefined) env[JOB_SECRET_ENV] = opts.secret;
+  delete env['PROGGAN_JOB_SECRET_FILE'];
+  env[SUPERVISED_ENV] = '1';
   const extraArgs: string[] = [];
   if (opts.gpus !== undefined && opts.gpus !== false) {
     // tfjs-node-gpu has no device placement: each process sees exactly one GPU, as device 0.
@@ -216,6 +248,54 @@ function pipeLines(src: NodeJS.ReadableStream, dest: NodeJS.WritableStream, pref
   };
 }
 
+/** The state letter of a process from /proc (R, S, D, T, Z, ...), or undefined when it is gone or unknown. */
+export function processState(pid: number | undefined): string | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The rank to blame for a group failure. The first worker to exit is often only the messenger: a
+ * rank that timed out waiting for a stopped peer, or lost a killed one, exits with code 1 before
+ * the peer's own exit is seen (a stopped peer does not exit at all). So when the failed worker
+ * reported over IPC which rank it blames, that rank is named, with what became of it.
+ */
+export function findCulprit(failed: WorkerExit, exits: ReadonlyArray<WorkerExit | undefined>, pids: ReadonlyArray<number | undefined>): Culprit {
+  const fault = failed.fault;
+  const blamed = fault?.peer;
+  const n = pids.length;
+  if (fault && blamed !== undefined && Number.isInteger(blamed) && blamed >= 0 && blamed < n && blamed !== failed.rank) {
+    const exit = exits[blamed];
+    let what: string;
+    let short: string;
+    if (exit) {
+      short = what = `died (${exit.signal !== null ? `killed by ${exit.signal}` : `exited with code ${String(exit.code)}`})`;
+    } else {
+      const state = processState(pids[blamed]);
+      if (state === 'T' || state === 't') {
+        short = 'stalled (stopped)';
+        what = 'stalled: it is stopped (SIGSTOP, SIGTSTP or a debugger)';
+      } else if (state === undefined || state === 'Z' || state === 'X') {
+        short = what = 'died';
+      } else if (fault.code === 'timeout') {
+        short = 'stalled';
+        what = 'stalled: it is running but stopped taking part in the collectives';
+      } else {
+        short = what = 'dropped its connections';
+      }
+    }
+    const reported = fault.message.replace(/^rank \d+: /, '');
+    return { rank: blamed, summary: `rank ${blamed} ${short}`, description: `rank ${blamed} ${what}; rank ${failed.rank} reported: ${reported}` };
+  }
+  const own = describeExit(failed);
+  return { rank: failed.rank, summary: own, description: `${own}${fault ? `: ${fault.message.replace(/^rank \d+: /, '')}` : ''}` };
+}
+
 /** Send `sig` to a worker's process group (it leads one), falling back to the process itself. */
 function signalWorker(child: ChildProcess, sig: NodeJS.Signals): void {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
@@ -232,13 +312,13 @@ function signalWorker(child: ChildProcess, sig: NodeJS.Signals): void {
 
 interface Group {
   children: ChildProcess[];
-  done: Promise<{ exits: WorkerExit[]; failure: WorkerExit | undefined }>;
+  done: Promise<{ exits: WorkerExit[]; failure: WorkerExit | undefined; culprit: Culprit | undefined }>;
   /** Ask every live worker to stop: `sig` now, SIGKILL after the grace period. */
   stop(sig: NodeJS.Signals): void;
 }
 
 /** Start the N workers of one attempt and watch them: the first failure tears the rest down. */
-function startGroup(opts: LaunchOptions, args: string[], port: number, jobId: string, log: Logger): Group {
+function startGroup(opts: LaunchOptions, args: string[], port: number, jobId: string, secret: string, log: Logger): Group {
   const n = opts.workers;
   const command = opts.command ?? defaultCommand();
   const [program, ...lead] = command;
@@ -248,12 +328,16 @@ function startGroup(opts: LaunchOptions, args: string[], port: number, jobId: st
   const children: ChildProcess[] = [];
   const exits: Array<WorkerExit | undefined> = new Array<WorkerExit | undefined>(n).fill(undefined);
   const tails: string[][] = Array.from({ length: n }, () => []);
+  const faults: Array<FaultReport | undefined> = new Array<FaultReport | undefined>(n).fill(undefined);
   let failure: WorkerExit | undefined;
+  let culprit: Culprit | undefined;
   let killTimer: NodeJS.Timeout | undefined;
   let stopping = false;
 
   const stop = (sig: NodeJS.Signals) => {
     for (const c of children) signalWorker(c, sig);
+    // A stopped worker cannot act on SIGTERM/SIGINT until it is continued.
+    if (sig !== 'SIGKILL') for (const c of children) signalWorker(c, 'SIGCONT');
     if (sig !== 'SIGKILL' && !stopping) {
       stopping = true;
       killTimer = setTimeout(() => {
@@ -266,8 +350,8 @@ function startGroup(opts: LaunchOptions, args: string[], port: number, jobId: st
   };
 
   // Every rank's setup first: a bad GPU list must fail before any process starts.
-  const setups = Array.from({ length: n }, (_, rank) => workerSetup(rank, { ...opts, port, jobId }));
-  const done = new Promise<{ exits: WorkerExit[]; failure: WorkerExit | undefined }>((resolveDone) => {
+  const setups = Array.from({ length: n }, (_, rank) => workerSetup(rank, { ...opts, port, jobId, secret }));
+  const done = new Promise<{ exits: WorkerExit[]; failure: WorkerExit | undefined; culprit: Culprit | undefined }>((resolveDone) => {
     let remaining = n;
     for (let rank = 0; rank < n; rank++) {
       const { env, extraArgs } = setups[rank] as { env: NodeJS.ProcessEnv; extraArgs: string[] };
@@ -277,9 +361,15 @@ function startGroup(opts: LaunchOptions, args: string[], port: number, jobId: st
       const child = spawn(program, [...lead, ...args, ...extraArgs], {
         env,
         detached: true,
-        stdio: piped ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'inherit', 'inherit'],
+        // The IPC channel carries fault reports, and its closing tells the worker the launcher died.
+        stdio: piped ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'inherit', 'inherit', 'ipc'],
       });
       children.push(child);
+      child.on('message', (m: unknown) => {
+        if (isFaultReport(m) && faults[rank] === undefined) faults[rank] = m;
+      });
+      // A worker that exits while the launcher writes to it must not crash the launcher.
+      child.on('error', () => {});
       const flushers: Array<() => void> = [];
       if (piped && child.stdout && child.stderr) {
         const tail = tails[rank] as string[];
@@ -296,19 +386,23 @@ function startGroup(opts: LaunchOptions, args: string[], port: number, jobId: st
         if (closed) return;
         closed = true;
         for (const f of flushers) f();
-        const exit: WorkerExit = { rank, code, signal, tail: tails[rank] ?? [] };
-        exits[rank] = exit;
+        const fault = faults[rank];
+        const exit: WorkerExit = { rank, code, signal, tail: tails[rank] ?? [], ...(fault ? { fault } : {}) };
         const ok = code === 0 && signal === null;
         if (!ok && failure === undefined && !stopping) {
           failure = exit;
-          log.error({ rank, code, signal, pid: child.pid }, `worker ${describeExit(exit)}: stopping the other workers`);
+          // Before this exit is recorded and anyone is signalled: is the blamed rank stopped, dead, or running?
+          culprit = findCulprit(exit, exits, children.map((c) => c.pid));
+          exits[rank] = exit;
+          log.error({ rank, code, signal, pid: child.pid, culprit: culprit.rank }, `worker ${culprit.description}: stopping the other workers`);
           stop('SIGTERM');
         } else if (!ok) {
           log.debug({ rank, code, signal }, `worker ${describeExit(exit)}`);
         }
+        exits[rank] = exit;
         if (--remaining === 0) {
           if (killTimer) clearTimeout(killTimer);
-          resolveDone({ exits: exits.map((e, r) => e ?? { rank: r, code: null, signal: null, tail: [] }), failure });
+          resolveDone({ exits: exits.map((e, r) => e ?? { rank: r, code: null, signal: null, tail: [] }), failure, culprit });
         }
       };
       // 'close' waits for the stdio pipes to drain, so the last lines are forwarded before we decide.
@@ -363,17 +457,19 @@ export async function launchWorkers(opts: LaunchOptions): Promise<LaunchResult> 
       const port = opts.masterPort ?? (await freePort(opts.masterAddr ?? '127.0.0.1'));
       // A fresh job id per attempt: a straggler of the previous attempt cannot join this one.
       const jobId = `launch-${process.pid}-${Date.now().toString(36)}-${attempt}`;
+      // And a fresh secret: only this attempt's workers can authenticate at its rendezvous.
+      const secret = generateJobSecret();
       log.info({ attempt, workers: n, port, resumed }, `starting ${n} worker(s)${attempt > 0 ? ` (restart ${attempt} of ${maxRestarts})` : ''}`);
       mkdirSync(runDir, { recursive: true });
-      const group = startGroup(opts, args, port, jobId, log);
+      const group = startGroup(opts, args, port, jobId, secret, log);
       current = group;
       const pids = group.children.map((c) => c.pid ?? -1);
       writeJsonAtomic(join(runDir, WORKERS_FILE), { launcherPid: process.pid, attempt, port, pids });
       opts.onStart?.({ attempt, pids });
       if (signalled !== undefined) group.stop(signalled);
-      const { exits, failure } = await group.done;
+      const { exits, failure, culprit } = await group.done;
       current = undefined;
-      attempts.push({ attempt, port, resumed, exits, ...(failure ? { failure } : {}) });
+      attempts.push({ attempt, port, resumed, exits, ...(failure ? { failure } : {}), ...(culprit ? { culprit } : {}) });
       if (signalled !== undefined) {
         log.warn({ signal: signalled, exits: exits.map((e) => describeExit(e)) }, `stopped by ${signalled}`);
         return { status: 'signal', restarts: attempt, attempts };
@@ -383,11 +479,11 @@ export async function launchWorkers(opts: LaunchOptions): Promise<LaunchResult> 
         return { status: 'done', restarts: attempt, attempts };
       }
       if (failure.code !== null && (opts.fatalExitCodes ?? [2]).includes(failure.code)) {
-        throw new WorkerGroupError(failure, attempt, attempts, `exit code ${failure.code} is not retried`);
+        throw new WorkerGroupError(failure, attempt, attempts, `exit code ${failure.code} is not retried`, culprit);
       }
-      if (attempt >= maxRestarts) throw new WorkerGroupError(failure, attempt, attempts);
-      log.warn({ rank: failure.rank, code: failure.code, signal: failure.signal, restart: attempt + 1, maxRestarts },
-        `worker ${describeExit(failure)}; restarting the group from the last checkpoint (${attempt + 1}/${maxRestarts})`);
+      if (attempt >= maxRestarts) throw new WorkerGroupError(failure, attempt, attempts, 'budget spent', culprit);
+      log.warn({ rank: culprit?.rank ?? failure.rank, code: failure.code, signal: failure.signal, restart: attempt + 1, maxRestarts },
+        `worker ${culprit?.description ?? describeExit(failure)}; restarting the group from the last checkpoint (${attempt + 1}/${maxRestarts})`);
     }
   } finally {
     if (opts.handleSignals !== false) {

@@ -756,7 +756,7 @@ export interface ShmSetupOptions {
   pids: number[];
   /** Size of this rank's inbound rings (power of two); default `PROGGAN_SHM_RING_BYTES` or {@link defaultShmRingBytes}. */
   ringBytes?: number;
-  /** Bound on one send or receive in ms; default `PROGGAN_COLLECTIVE_TIMEOUT_MS` or 120000. */
+  /** Bound on one send or receive in ms; default `PROGGAN_COLLECTIVE_TIMEOUT_MS` or 60000. */
   opTimeoutMs?: number;
   /** Keep the setup transport open as a lifeline (its failure fails this one); default true. */
   keepLifeline?: boolean;

@@ -86,7 +86,7 @@ export interface TcpTransportOptions {
   server?: net.Server;
   /** Bound on the whole rendezvous in ms; default `PROGGAN_CONNECT_TIMEOUT_MS` or 120000. */
   connectTimeoutMs?: number;
-  /** Bound on one send or receive in ms; default `PROGGAN_COLLECTIVE_TIMEOUT_MS` or 120000. */
+  /** Bound on one send or receive in ms; default `PROGGAN_COLLECTIVE_TIMEOUT_MS` or 60000. */
   opTimeoutMs?: number;
   /** Size of the pieces large messages are written in; default 1 MiB. */
   chunkBytes?: number;

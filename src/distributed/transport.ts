@@ -8,9 +8,22 @@
  * rejects with a {@link TransportError} that names the rank at fault. Nobody continues a
  * collective with a missing peer; the supervisor restarts the group from a checkpoint.
  */
+import { reportFault } from './supervised.js';
 
-/** Default bound on one send or receive, in milliseconds. */
-export const DEFAULT_OP_TIMEOUT_MS = 120_000;
+/**
+ * Default bound on one send or receive (the stall timeout), in milliseconds: 60 s.
+ *
+ * A receive waits for the peer to reach the same collective, so the bound must cover the longest
+ * time one rank legitimately works alone while the others wait: rank 0 writing a checkpoint, a
+ * sample grid or an evaluation between steps, or loading a checkpoint before the first broadcast,
+ * plus the step-time imbalance between ranks. At the sizes proggan trains on these take seconds,
+ * not minutes. A dead peer is seen at once (its socket closes); this bound only catches a rank
+ * that is alive but not progressing (stopped, swapping, deadlocked, a hung filesystem), and until
+ * it fires every other rank burns its time waiting. 120 s (the old default) doubled that loss for
+ * no case we know of; 60 s keeps 10x headroom over a slow checkpoint and matches Horovod's stall
+ * warning. Raise `PROGGAN_COLLECTIVE_TIMEOUT_MS` for long evaluations or slow shared filesystems.
+ */
+export const DEFAULT_OP_TIMEOUT_MS = 60_000;
 
 /** Environment variable that overrides {@link DEFAULT_OP_TIMEOUT_MS}. */
 export const OP_TIMEOUT_ENV = 'PROGGAN_COLLECTIVE_TIMEOUT_MS';
@@ -179,6 +192,8 @@ export class Inbox {
       }
     }
     for (const q of this.queues) q.length = 0;
+    // Under the launcher: say whom this rank blames before the error makes it exit.
+    if (err.code !== 'closed') reportFault(this.rank, err);
     this.onFail(err);
   }
 
@@ -200,7 +215,7 @@ export function copyAligned(data: Uint8Array): Uint8Array {
 
 /** Options of {@link createLocalGroup}. */
 export interface LocalGroupOptions {
-  /** Bound on one receive in ms; default `PROGGAN_COLLECTIVE_TIMEOUT_MS` or 120000. */
+  /** Bound on one receive in ms; default `PROGGAN_COLLECTIVE_TIMEOUT_MS` or 60000. */
   opTimeoutMs?: number;
 }
 
