@@ -124,6 +124,7 @@ describe.skipIf(missing !== undefined && !required)('under mpirun (Open MPI)', (
     expect(r.status, out).not.toBe(0);
     expect(r.signal, out).toBeNull(); // ended by itself, not by our timeout
     expect(out).not.toMatch(/UNEXPECTED/);
+    expect(out).toMatch(/READY 0/); // the job was running when the rank died
     expect(out).toMatch(/Process name: \[\[\d+,\d+\],1\]\s+Exit code:\s+1/);
     expect(Date.now() - t0).toBeLessThan(20_000);
   });
@@ -136,6 +137,7 @@ describe.skipIf(missing !== undefined && !required)('under mpirun (Open MPI)', (
     expect(r.status, out).not.toBe(0);
     expect(r.signal, out).toBeNull();
     expect(out).not.toMatch(/UNEXPECTED/);
+    expect(out).toMatch(/READY 0/);
     expect(out).toMatch(/rank [01]: MPI_Allreduce did not complete within 2000 ms .*aborting the MPI job/);
     expect(out).toMatch(/MPI_ABORT was invoked/);
   });
@@ -150,7 +152,7 @@ describe.skipIf(missing !== undefined && !required)('under mpirun (Open MPI)', (
       made.push(runDir);
       const steps = 6;
       const r = mpirun(n, [process.execPath, join(root, 'bin', 'proggan.js'), 'train', 'wae', '--preset', 'tiny', '--steps', String(steps),
-        '--tick-every', '1', '--checkpoint-every', '3', '--sample-every', '0', '--threads', '1', '--run-dir', runDir], {}, 180_000);
+        '--tick-every', '1', '--checkpoint-every', '3', '--sample-every', '100000', '--threads', '1', '--run-dir', runDir], {}, 180_000);
       const out = `${r.stdout}\n${r.stderr}`;
       expect(r.status, out.slice(-3000)).toBe(0);
       expect(out).toMatch(/transport: mpi/);
