@@ -209,7 +209,7 @@ describe.skipIf(unavailable !== undefined && !required)('ranks on separate hosts
     for (const h of [0, 1]) lab.shape(h, '400mbit');
     const bytes = 32 * 1024 * 1024;
     const ranks = [0, 1].map((r) =>
-      lab!.spawnIn(r, [process.execPath, worker], torchrun(r, 2, lab!.ip(0), { NETNS_MODE: 'bench', BENCH_BYTES: String(bytes), BENCH_REPS: '3' })),
+      lab!.spawnIn(r, [process.execPath, worker], torchrun(r, 2, lab!.ip(0), { NETNS_MODE: 'bench', BENCH_BYTES: String(bytes), BENCH_REPS: '4' })),
     );
     const codes = await Promise.all(ranks.map((p, r) => exitWithin(p, 90_000, `rank ${r}`)));
     expect(codes, ranks.map((p) => p.out()).join('\n----\n')).toEqual([0, 0]);

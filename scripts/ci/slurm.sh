@@ -10,7 +10,7 @@
 # Stops the daemons it started, by pid, and removes its directory (KEEP=1 keeps it for a look).
 # Prints a PASS/FAIL line per check and a summary; exits non-zero on any failure.
 #
-# Environment: STEPS (default 40), KILL_STEPS (default 160), KEEP=1, SLURM_CI_TIMEOUT (seconds
+# Environment: STEPS (default 40), KILL_STEPS (default 160), KILL_RANK (default 1), KEEP=1, SLURM_CI_TIMEOUT (seconds
 # per job, default 300).
 set -uo pipefail
 
@@ -18,6 +18,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 T0=$(date +%s)
 STEPS=${STEPS:-40}
 KILL_STEPS=${KILL_STEPS:-160}
+KILL_RANK=${KILL_RANK:-1}
 JOB_TIMEOUT=${SLURM_CI_TIMEOUT:-300}
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 RESULTS=()
@@ -213,7 +214,7 @@ else
   tail -20 "$JOB_OUT" 2>/dev/null; cat "$WORK/jobs/plain.sbatch" 2>/dev/null
 fi
 
-# 2. Rank 1 killed mid-run, after the first checkpoints.
+# 2. A rank killed mid-run, after the first checkpoints.
 T2=$(date +%s)
 submit kill "$KILL_STEPS"
 KILLED=""
@@ -223,9 +224,9 @@ for _ in $(seq 1 $((JOB_TIMEOUT * 10))); do
   JID=$(job_id kill)
   LAST=$(tail -1 "$RUN_DIR/stats.jsonl" 2>/dev/null | grep -Eo '"step":[0-9]+' | grep -Eo '[0-9]+')
   if [ -n "$JID" ] && [ "${LAST:-0}" -ge "$KILL_AT" ]; then
-    VICTIM=$(job_pids "$JID" 1 | head -1)
+    VICTIM=$(job_pids "$JID" "$KILL_RANK" | head -1)
     if [ -n "$VICTIM" ]; then
-      kill -KILL "$VICTIM" && KILLED="rank 1 (pid $VICTIM) at step $LAST"
+      kill -KILL "$VICTIM" && KILLED="rank $KILL_RANK (pid $VICTIM) at step $LAST"
       log "killed $KILLED of job $JID"
       break
     fi
