@@ -177,7 +177,10 @@ async function mpiStrategyIfChosen(kind: TransportKind, spec: ClusterSpec | unde
   }
   opts.logger?.info({ transport: 'mpi', rank: strategy.rank, worldSize: strategy.worldSize, library: strategy.library },
     `transport: mpi (${strategy.library.split(',')[0]})`);
-  return strategy.worldSize === 1 ? new OneDeviceStrategy() : strategy;
+  if (strategy.worldSize > 1) return strategy;
+  // mpirun -n 1: nothing to reduce; finalize now so the process exits cleanly under mpirun.
+  await strategy.close();
+  return new OneDeviceStrategy();
 }
 
 /** What each rank reports before the transport is chosen. */
