@@ -168,9 +168,22 @@ export async function createStrategy(spec?: ClusterSpec, opts: CreateStrategyOpt
  * The MPI module is loaded only here, so nothing MPI is touched otherwise.
  */
 async function mpiStrategyIfChosen(kind: TransportKind, spec: ClusterSpec | undefined, opts: CreateStrategyOptions): Promise<Strategy | undefined> {
-  if (kind !== 'mpi' && kind !== 'auto') return undefined;
-  const mpi = await import('./mpi.js');
-  if (kind === 'auto' && !(mpi.launchedByOpenMpi() && !('error' in mpi.loadMpiAddon()))) return undefined;
+  // `auto` looks at MPI only under Open MPI's mpirun; otherwise mpi.ts is not even loaded.
+  if (kind !== 'mpi' && !(kind === 'auto' && process.env['OMPI_COMM_WORLD_SIZE'] !== undefined)) return undefined;
+  const mpi = await import('./mpi.js').catch((err: unknown) => new Error(`the mpi module cannot be loaded: ${String(err)}`));
+  if (mpi instanceof Error) {
+    if (kind === 'mpi') throw new TransportError('handshake', `${TRANSPORT_ENV}=mpi: ${mpi.message}`);
+    opts.logger?.warn({ err: mpi.message }, 'launched by mpirun, but the MPI transport is unavailable; using TCP/shared memory');
+    return undefined;
+  }
+  if (kind === 'auto') {
+    if (!mpi.launchedByOpenMpi()) return undefined;
+    const loaded = mpi.loadMpiAddon();
+    if ('error' in loaded) {
+      opts.logger?.info({ reason: loaded.error }, `launched by mpirun; not using MPI for the collectives (${loaded.error})`);
+      return undefined;
+    }
+  }
   const strategy = mpi.createMpiStrategy(opts.opTimeoutMs !== undefined ? { opTimeoutMs: opts.opTimeoutMs } : {});
   if (spec && spec.worldSize > 1 && (spec.rank !== strategy.rank || spec.worldSize !== strategy.worldSize)) {
     throw new TransportError('handshake', `MPI says rank ${strategy.rank} of ${strategy.worldSize}, but the ${spec.source} variables say rank ${spec.rank} of ${spec.worldSize}`);
