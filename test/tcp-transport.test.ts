@@ -414,6 +414,26 @@ describe('strangers on the rendezvous (authenticated handshake)', () => {
     await expectWorks(await j.join());
   });
 
+  it('a rank refuses a fake rank 0 that cannot prove the secret (the address table is not taken from it)', async () => {
+    // A squatter on rank 0's port: sends a challenge, then welcomes anyone with an untagged table.
+    const squatter = net.createServer((c) => {
+      c.on('error', () => {});
+      c.once('data', () => {
+        c.write(frame(6, Buffer.alloc(32, 7)));
+        c.once('data', () => {
+          const json = Buffer.from(JSON.stringify({ ok: true, addresses: ['127.0.0.1:1', '127.0.0.1:2'] }));
+          c.write(frame(2, Buffer.concat([Buffer.alloc(32), json])));
+        });
+      });
+    });
+    await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', () => r()));
+    const port = (squatter.address() as net.AddressInfo).port;
+    const err = await connectTcpTransport({ rank: 1, worldSize: 2, jobId: 'j', addresses: [`127.0.0.1:${port}`], secret: 's', connectTimeoutMs: 5000 }).catch((e: unknown) => e);
+    squatter.close();
+    expect(err).toBeInstanceOf(TransportError);
+    expect((err as TransportError).message).toMatch(/handshake with rank 0 .* failed: its welcome did not prove it knows this job's secret/);
+  });
+
   it('the secret never crosses the wire', async () => {
     const secret = 'a-very-distinctive-secret-string';
     const servers = await Promise.all([listen(), listen()]);

@@ -7,4 +7,6 @@ export * from './shm.js';
 export * from './cluster.js';
 export * from './mirrored.js';
 export * from './launcher.js';
+export * from './auth.js';
+export * from './supervised.js';
 export * from './mpi.js';
