@@ -29,7 +29,7 @@ describe('shared memory transport: configuration', () => {
     expect(transportKindFromEnv({})).toBe('auto');
     expect(transportKindFromEnv({ PROGGAN_TRANSPORT: 'SHM' })).toBe('shm');
     expect(transportKindFromEnv({ PROGGAN_TRANSPORT: 'tcp' })).toBe('tcp');
-    expect(() => transportKindFromEnv({ PROGGAN_TRANSPORT: 'mpi' })).toThrow(/PROGGAN_TRANSPORT/);
+    expect(() => transportKindFromEnv({ PROGGAN_TRANSPORT: 'nccl' })).toThrow(/PROGGAN_TRANSPORT/);
   });
 
   it('sizes rings as powers of two and names segments after the job, rank and pid', () => {

@@ -9,3 +9,4 @@ export * from './mirrored.js';
 export * from './launcher.js';
 export * from './auth.js';
 export * from './supervised.js';
+export * from './mpi.js';

@@ -64,22 +64,24 @@ export class MirroredStrategy implements Strategy {
   }
 }
 
-/** Environment variable that picks the transport: `auto` (default), `tcp` or `shm`. */
+/** Environment variable that picks the transport: `auto` (default), `tcp`, `shm` or `mpi`. */
 export const TRANSPORT_ENV = 'PROGGAN_TRANSPORT';
 
 /**
  * Which transport carries the collectives: `tcp` always; `shm` shared memory, failing when the
- * ranks are not all on one host or the native addon lacks it; `auto` shared memory when possible,
- * else TCP.
+ * ranks are not all on one host or the native addon lacks it; `mpi` the MPI library's collectives
+ * (see `mpi.ts`; ranks and size come from MPI, not from the cluster variables); `auto` MPI when
+ * Open MPI's mpirun started the process and the MPI addon is built, else shared memory when
+ * possible, else TCP.
  */
-export type TransportKind = 'auto' | 'tcp' | 'shm';
+export type TransportKind = 'auto' | 'tcp' | 'shm' | 'mpi';
 
 /** The transport kind from `PROGGAN_TRANSPORT` (default `auto`); throws naming the variable. */
 export function transportKindFromEnv(env: NodeJS.ProcessEnv = process.env): TransportKind {
   const raw = (env[TRANSPORT_ENV] ?? '').trim().toLowerCase();
   if (raw === '') return 'auto';
-  if (raw === 'auto' || raw === 'tcp' || raw === 'shm') return raw;
-  throw new Error(`${TRANSPORT_ENV} must be auto, tcp or shm, got '${env[TRANSPORT_ENV]}'`);
+  if (raw === 'auto' || raw === 'tcp' || raw === 'shm' || raw === 'mpi') return raw;
+  throw new Error(`${TRANSPORT_ENV} must be auto, tcp, shm or mpi, got '${env[TRANSPORT_ENV]}'`);
 }
 
 /** Options of {@link createStrategy}. */
@@ -109,10 +111,12 @@ export interface CreateStrategyOptions extends CollectiveOptions {
  * {@link TransportKind}); the TCP rendezvous comes first either way.
  */
 export async function createStrategy(spec?: ClusterSpec, opts: CreateStrategyOptions = {}): Promise<Strategy> {
+  const kind = opts.transport ?? transportKindFromEnv();
+  const mpi = await mpiStrategyIfChosen(kind, spec, opts);
+  if (mpi) return mpi;
   const cluster = spec ?? resolveCluster();
   validateClusterSpec(cluster);
   if (cluster.worldSize === 1) return new OneDeviceStrategy();
-  const kind = opts.transport ?? transportKindFromEnv();
   const tcp = await connectTcpTransport({
     rank: cluster.rank,
     worldSize: cluster.worldSize,
@@ -132,6 +136,40 @@ export async function createStrategy(spec?: ClusterSpec, opts: CreateStrategyOpt
     throw err;
   }
   return new MirroredStrategy(transport, opts);
+}
+
+/**
+ * The MPI strategy when `kind` is `mpi` (required: errors say why it cannot be used), or `auto` in
+ * a process started by Open MPI's mpirun with the MPI addon built; else undefined (TCP/shm follow).
+ * The MPI module is loaded only here, so nothing MPI is touched otherwise.
+ */
+async function mpiStrategyIfChosen(kind: TransportKind, spec: ClusterSpec | undefined, opts: CreateStrategyOptions): Promise<Strategy | undefined> {
+  // `auto` looks at MPI only under Open MPI's mpirun; otherwise mpi.ts is not even loaded.
+  if (kind !== 'mpi' && !(kind === 'auto' && process.env['OMPI_COMM_WORLD_SIZE'] !== undefined)) return undefined;
+  const mpi = await import('./mpi.js').catch((err: unknown) => new Error(`the mpi module cannot be loaded: ${String(err)}`));
+  if (mpi instanceof Error) {
+    if (kind === 'mpi') throw new TransportError('handshake', `${TRANSPORT_ENV}=mpi: ${mpi.message}`);
+    opts.logger?.warn({ err: mpi.message }, 'launched by mpirun, but the MPI transport is unavailable; using TCP/shared memory');
+    return undefined;
+  }
+  if (kind === 'auto') {
+    if (!mpi.launchedByOpenMpi()) return undefined;
+    const loaded = mpi.loadMpiAddon();
+    if ('error' in loaded) {
+      opts.logger?.info({ reason: loaded.error }, `launched by mpirun; not using MPI for the collectives (${loaded.error})`);
+      return undefined;
+    }
+  }
+  const strategy = mpi.createMpiStrategy(opts.opTimeoutMs !== undefined ? { opTimeoutMs: opts.opTimeoutMs } : {});
+  if (spec && spec.worldSize > 1 && (spec.rank !== strategy.rank || spec.worldSize !== strategy.worldSize)) {
+    throw new TransportError('handshake', `MPI says rank ${strategy.rank} of ${strategy.worldSize}, but the ${spec.source} variables say rank ${spec.rank} of ${spec.worldSize}`);
+  }
+  opts.logger?.info({ transport: 'mpi', rank: strategy.rank, worldSize: strategy.worldSize, library: strategy.library },
+    `transport: mpi (${strategy.library.split(',')[0]})`);
+  if (strategy.worldSize > 1) return strategy;
+  // mpirun -n 1: nothing to reduce; finalize now so the process exits cleanly under mpirun.
+  await strategy.close();
+  return new OneDeviceStrategy();
 }
 
 /** What each rank reports before the transport is chosen. */
