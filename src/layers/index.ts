@@ -27,3 +27,12 @@ export {
   UpscaleNearest2D,
   upscale2d,
 } from './resample.js';
+export {
+  type Triple,
+  UpSampling3D,
+  type UpSampling3DArgs,
+  upsample3d,
+  ZeroPadding3D,
+  type ZeroPadding3DArgs,
+  zeroPad3d,
+} from './volume.js';
