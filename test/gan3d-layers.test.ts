@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { nativeBackendStatus, registerNativeBackend } from '../src/backend/native.js';
-import { UpSampling3D, upsample3d, ZeroPadding3D, zeroPad3d } from '../src/layers/index.js';
+import { BatchNorm3D, UpSampling3D, upsample3d, ZeroPadding3D, zeroPad3d } from '../src/layers/index.js';
 
 const backends = ['cpu', ...(nativeBackendStatus().available ? ['native'] : [])];
 
@@ -75,6 +75,23 @@ describe.each(backends)('3D layers on %s', (backend) => {
     const fd = finiteDiff(f, x.dataSync() as Float32Array, x.shape);
     gv.forEach((v, i) => expect(v).toBeCloseTo(fd[i] ?? 0, 1));
     tf.dispose([x, y, w, g, inner]);
+  });
+
+  it('BatchNorm3D: batch statistics in training, moving statistics updated by hand values', () => {
+    const bn = new BatchNorm3D({ momentum: 0.5, epsilon: 0 });
+    // Channel 0 holds 1..4, channel 1 holds 10 everywhere: mean [2.5, 10], variance [1.25, 0].
+    const x = tf.tensor5d([1, 10, 2, 10, 3, 10, 4, 10], [1, 2, 2, 1, 2]);
+    const y = bn.apply(x, { training: true }) as tf.Tensor;
+    const yv = Array.from(y.dataSync());
+    [-1.5, -0.5, 0.5, 1.5].forEach((d, i) => expect(yv[2 * i]).toBeCloseTo(d / Math.sqrt(1.25), 4));
+    const [, , mm, mv] = bn.getWeights().map((w) => Array.from(w.dataSync()));
+    expect(mm?.[0]).toBeCloseTo(0.5 * 0 + 0.5 * 2.5, 5);
+    expect(mv?.[0]).toBeCloseTo(0.5 * 1 + 0.5 * 1.25 * (4 / 3), 5);
+    const inf = bn.apply(x, { training: false }) as tf.Tensor;
+    expect(inf.dataSync()[0]).toBeCloseTo((1 - 1.25) / Math.sqrt(0.5 + 0.5 * (5 / 3)), 4);
+    const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(bn.apply(t, { training: false }) as tf.Tensor, t)))(x);
+    expect(g.shape).toEqual(x.shape);
+    tf.dispose([x, y, inf, g]);
   });
 
   it('rejects bad arguments with the reason', () => {

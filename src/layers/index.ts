@@ -28,6 +28,8 @@ export {
   upscale2d,
 } from './resample.js';
 export {
+  BatchNorm3D,
+  type BatchNorm3DArgs,
   type Triple,
   UpSampling3D,
   type UpSampling3DArgs,

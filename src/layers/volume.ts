@@ -2,8 +2,8 @@
  * 3D (volumetric) layers that tfjs 4.22 lacks: nearest-neighbour upsampling with a factor per axis
  * (Keras `UpSampling3D`) and zero padding per axis (Keras `ZeroPadding3D`), on NDHWC tensors.
  *
- * tfjs 4.22 already has `conv3d`, `averagePooling3d`, and `batchNormalization` works on rank 5
- * (normalising the last axis), so only these two are added. Both are written with reshape, a
+ * tfjs 4.22 has `conv3d` and `averagePooling3d`, but its `batchNormalization` layer throws
+ * "not implemented for array of rank 5", so {@link BatchNorm3D} is added too. Both are written with reshape, a
  * broadcasting multiply (rank <= 4, which every backend handles) and `tf.pad`, whose gradients are
  * registered, so they are differentiable to any order on the cpu and native backends.
  */
@@ -145,5 +145,83 @@ export class ZeroPadding3D extends tf.layers.Layer {
   }
 }
 
+/** Options of {@link BatchNorm3D}. */
+export interface BatchNorm3DArgs extends BaseLayerArgs {
+  /** Momentum of the moving statistics (Keras convention: new = m * old + (1 - m) * batch). Default 0.99. */
+  momentum?: number;
+  /** Added to the variance. Default 1e-3. */
+  epsilon?: number;
+}
+
+/**
+ * Batch normalisation of the channel (last) axis of an NDHWC tensor, as Keras `BatchNormalization`:
+ * in training, batch statistics over N, D, H, W normalise the input and update the moving mean and
+ * the (Bessel-corrected) moving variance; in inference the moving statistics are used. Written with
+ * differentiable elementwise ops (tfjs' own layer throws on rank 5).
+ */
+export class BatchNorm3D extends tf.layers.Layer {
+  /** Registered class name. */
+  static className = 'BatchNorm3D';
+  readonly momentum: number;
+  readonly epsilon: number;
+  private gamma: tf.LayerVariable | null = null;
+  private beta: tf.LayerVariable | null = null;
+  private movingMean: tf.LayerVariable | null = null;
+  private movingVariance: tf.LayerVariable | null = null;
+
+  constructor(args: BatchNorm3DArgs = {}) {
+    super(args);
+    this.momentum = args.momentum ?? 0.99;
+    this.epsilon = args.epsilon ?? 1e-3;
+    if (!(this.momentum >= 0 && this.momentum < 1)) throw new Error(`BatchNorm3D momentum must be in [0, 1), got ${this.momentum}`);
+  }
+
+  override build(inputShape: tf.Shape | tf.Shape[]): void {
+    const s = singleShape(inputShape, 'BatchNorm3D');
+    const c = s[s.length - 1];
+    if (s.length !== 5 || c == null) throw new Error(`BatchNorm3D expects [N, D1, D2, D3, C] with known C, got [${s.join(', ')}]`);
+    this.gamma = this.addWeight('gamma', [c], 'float32', tf.initializers.ones());
+    this.beta = this.addWeight('beta', [c], 'float32', tf.initializers.zeros());
+    this.movingMean = this.addWeight('moving_mean', [c], 'float32', tf.initializers.zeros(), undefined, false);
+    this.movingVariance = this.addWeight('moving_variance', [c], 'float32', tf.initializers.ones(), undefined, false);
+    this.built = true;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: LayerKwargs): tf.Tensor {
+    const x = singleInput(inputs, 'BatchNorm3D');
+    const { gamma, beta, movingMean, movingVariance } = this;
+    if (!gamma || !beta || !movingMean || !movingVariance) throw new Error('BatchNorm3D called before build');
+    const training = (kwargs as { training?: boolean } | undefined)?.training === true;
+    return tf.tidy(() => {
+      let mean: tf.Tensor;
+      let variance: tf.Tensor;
+      if (training) {
+        ({ mean, variance } = tf.moments(x, [0, 1, 2, 3]));
+        const n = x.size / (x.shape[4] ?? 1);
+        const m = this.momentum;
+        // Update the moving statistics outside the gradient (they are state, not parameters).
+        const newMean = tf.add(tf.mul(movingMean.read(), m), tf.mul(mean, 1 - m));
+        const newVar = tf.add(tf.mul(movingVariance.read(), m), tf.mul(variance, ((1 - m) * n) / Math.max(n - 1, 1)));
+        movingMean.write(newMean);
+        movingVariance.write(newVar);
+      } else {
+        mean = movingMean.read();
+        variance = movingVariance.read();
+      }
+      const scale = tf.mul(gamma.read(), tf.rsqrt(tf.add(variance, this.epsilon)));
+      return tf.add(tf.mul(tf.sub(x, mean), scale), beta.read()); // [N, D1, D2, D3, C]
+    });
+  }
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
+    return singleShape(inputShape, 'BatchNorm3D');
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), momentum: this.momentum, epsilon: this.epsilon };
+  }
+}
+
+tf.serialization.registerClass(BatchNorm3D, LAYER_PACKAGE);
 tf.serialization.registerClass(UpSampling3D, LAYER_PACKAGE);
 tf.serialization.registerClass(ZeroPadding3D, LAYER_PACKAGE);
