@@ -15,3 +15,15 @@ export {
 export type { ImageShape, SwdOptions, SwdResult, SwdLevel, PyramidLevel, SlicedWassersteinOptions, SwdKernel } from './swd.js';
 export { ssim, msSsim, meanPairwiseMsSsim, msSsimScales, MS_SSIM_WEIGHTS } from './ms-ssim.js';
 export type { SsimOptions, MsSsimOptions, MeanPairwiseMsSsimOptions } from './ms-ssim.js';
+export {
+  comparePhysics,
+  HIT_THRESHOLD,
+  measuredAngleOf,
+  referenceBins,
+  selectionMetric,
+  showerFeatures,
+  SPARSITY_THRESHOLDS,
+  SPECTRUM_EDGES,
+  summariseBins,
+} from './physics.js';
+export type { BinSummary, PhysicsBin, PhysicsComparison, ShowerFeatures, ShowerSet } from './physics.js';
