@@ -77,7 +77,7 @@ describe('3DGAN networks', () => {
     d.dispose();
   });
 
-  it.runIf(nativeBackendStatus().available)('tiny networks agree on the native backend and cpu', async () => {
+  it.runIf(nativeBackendStatus().available)('tiny networks agree on the native backend and cpu', { timeout: 600_000 }, async () => {
     const a = defaultGan3dArgs({ latentSize: 8, gDenseChannels: 1, gFilters: [2, 2, 2, 2, 2, 2], dFilters: [2, 2, 2, 2] });
     const g = buildGan3dGenerator(a);
     const d = buildGan3dDiscriminator(a);

@@ -101,30 +101,29 @@ export interface CaloLoss {
 
 /** Weighted sum of the 3DGAN's loss terms; terms with weight 0 are left out of the total. */
 export function caloLoss(out: CaloOutputs, target: CaloTargets, w: CaloLossWeights): CaloLoss {
-  const parts: Partial<CaloLoss> = {};
-  tf.tidy(() => {
+  // Returned from the tidy (not tf.keep'd), so an enclosing tidy or gradient scope still owns them.
+  const named = tf.tidy(() => {
     const bce = bceWithLogits(out.logit, target.label);
     const energy = mape(out.energy, target.energy);
     const ecal = mape(out.ecal, target.ecal);
     let total = tf.addN([tf.mul(w.bce, bce), tf.mul(w.energy, energy), tf.mul(w.ecal, ecal)]);
+    const r: Record<string, tf.Scalar> = { bce, energy, ecal };
     if (w.angle !== 0) {
       if (!out.angle || !target.angle) throw new Error('caloLoss: the angle weight is set but the angle output or target is missing');
       const angle = mae(out.angle, target.angle);
       total = tf.add(total, tf.mul(w.angle, angle));
-      parts.angle = tf.keep(angle);
+      r['angle'] = angle;
     }
     if (w.hits !== 0) {
       if (!out.hits || !target.hits) throw new Error('caloLoss: the hit weight is set but hit counts are missing');
       const hits = mape(tf.mean(out.hits), tf.mean(target.hits));
       total = tf.add(total, tf.mul(w.hits, hits));
-      parts.hits = tf.keep(hits);
+      r['hits'] = hits;
     }
-    parts.total = tf.keep(total as tf.Scalar);
-    parts.bce = tf.keep(bce);
-    parts.energy = tf.keep(energy);
-    parts.ecal = tf.keep(ecal);
+    r['total'] = total as tf.Scalar;
+    return r;
   });
-  const { total, bce, energy, ecal, angle, hits } = parts;
+  const { total, bce, energy, ecal, angle, hits } = named;
   if (!total || !bce || !energy || !ecal) throw new Error('caloLoss: missing part');
   return { total, bce, energy, ecal, ...(angle ? { angle } : {}), ...(hits ? { hits } : {}) };
 }

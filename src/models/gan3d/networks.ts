@@ -168,17 +168,15 @@ export interface Gan3dDiscriminatorOutputs {
 
 /** Apply the discriminator and the fixed physics outputs to preprocessed images [N, X, Y, Z, 1]. */
 export function discriminate(d: tf.LayersModel, images: tf.Tensor5D, args: Gan3dArgs, training: boolean): Gan3dDiscriminatorOutputs {
-  const out: Partial<Gan3dDiscriminatorOutputs> = {};
-  tf.tidy(() => {
-    const [logit, energy] = d.apply(images, { training }) as tf.Tensor[];
-    if (!logit || !energy) throw new Error('3DGAN discriminator must return [logit, energy]');
+  // Returned from the tidy (not tf.keep'd), so an enclosing tidy or gradient scope still owns them.
+  const [logit, energy, ecal, angle] = tf.tidy(() => {
+    const [l, e] = d.apply(images, { training }) as tf.Tensor[];
+    if (!l || !e) throw new Error('3DGAN discriminator must return [logit, energy]');
     const cells = undoPower(images, args.power); // [N, X, Y, Z, 1] GeV
-    out.logit = tf.keep(tf.reshape(logit, [-1]) as tf.Tensor1D);
-    out.energy = tf.keep(tf.reshape(energy, [-1]) as tf.Tensor1D);
-    out.ecal = tf.keep(tf.sum(cells, [1, 2, 3, 4]) as tf.Tensor1D);
-    if (args.geometry === 'variable-angle') out.angle = tf.keep(measuredAngle(cells));
+    const outs: tf.Tensor1D[] = [tf.reshape(l, [-1]) as tf.Tensor1D, tf.reshape(e, [-1]) as tf.Tensor1D, tf.sum(cells, [1, 2, 3, 4]) as tf.Tensor1D];
+    if (args.geometry === 'variable-angle') outs.push(measuredAngle(cells));
+    return outs;
   });
-  const { logit, energy, ecal, angle } = out;
   if (!logit || !energy || !ecal) throw new Error('3DGAN discriminator outputs missing');
   return angle ? { logit, energy, ecal, angle } : { logit, energy, ecal };
 }
