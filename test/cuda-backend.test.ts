@@ -8,11 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerFastCpuKernels } from '../src/backend/cpu-kernels.js';
 import { CachingAllocator, cudaKernelCounts, registerCudaBackendWith, resetCudaKernelCounts, roundBlock, type CudaBackend } from '../src/backend/cuda.js';
 import { ncclCommOver } from '../src/backend/cuda-nccl.js';
-import { defaultWaeArgs } from '../src/models/wae.js';
+import { defaultWaeArgs } from '../src/models/wae/networks.js';
 import type { StepContext } from '../src/training/objective.js';
-import { ProGanObjective } from '../src/training/objectives/progan.js';
-import { WaeObjective } from '../src/training/objectives/wae.js';
-import { defaultScheduleConfig } from '../src/training/schedule.js';
+import { ProGanObjective } from '../src/models/progan/objective.js';
+import { WaeObjective } from '../src/models/wae/objective.js';
+import { defaultScheduleConfig } from '../src/models/progan/schedule.js';
 import { Rng } from '../src/util/random.js';
 import { FakeDevice } from './cuda-fake-device.js';
 import { maxRelError, PARITY_CASES, runCase } from './cuda-parity-cases.js';
@@ -193,7 +193,7 @@ interface StepObjective {
   phases(): Array<{ vars: tf.Variable[]; optimizer: tf.Optimizer }>;
   beginStep?(ctx: StepContext): void;
   afterStep?(ctx: StepContext): void;
-  computeGradients(phase: never, x: tf.Tensor4D, ctx: StepContext): { losses: Record<string, tf.Scalar>; grads: tf.Tensor[] };
+  computeGradients(phase: never, batch: Readonly<Record<string, tf.Tensor>>, ctx: StepContext): { losses: Record<string, tf.Scalar>; grads: tf.Tensor[] };
   dispose?(): void;
 }
 
@@ -207,7 +207,7 @@ function trainSteps(make: () => StepObjective, imageSide: number, steps: number)
     const ctx: StepContext = { step, nimg: step * 4, rng, replica: 0, replicas: 1 };
     o.beginStep?.(ctx);
     for (const phase of o.phases()) {
-      const r = o.computeGradients(phase as never, x, ctx);
+      const r = o.computeGradients(phase as never, { images: x }, ctx);
       phase.optimizer.applyGradients(phase.vars.map((v, i) => ({ name: v.name, tensor: r.grads[i] as tf.Tensor })));
       out.push(...Object.values(r.losses).map((l) => l.dataSync()[0] as number));
       tf.dispose([...r.grads, ...Object.values(r.losses)]);
@@ -221,7 +221,7 @@ function trainSteps(make: () => StepObjective, imageSide: number, steps: number)
 
 describe('training steps on the cuda backend (fake device)', () => {
   for (const [name, make, side] of [
-    ['WAE', tinyWae as () => StepObjective, R],
+    ['WAE', tinyWae as unknown as () => StepObjective, R],
     ['conditional ProGAN', tinyProgan as unknown as () => StepObjective, 2 * R],
   ] as const) {
     it(`${name}: 2 steps with zero host fallbacks, losses as on the cpu backend`, async () => {

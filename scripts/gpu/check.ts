@@ -27,10 +27,10 @@ import {
   resetCudaKernelCounts,
   type CudaBackend,
 } from '../../src/backend/cuda.js';
-import { buildWae, defaultWaeArgs } from '../../src/models/wae.js';
-import { encoderWaeConfig, resolveProGanConfig, scheduleConfigOf } from '../../src/training/config-progan.js';
-import { ProGanObjective } from '../../src/training/objectives/progan.js';
-import { WaeObjective, waeArgsFromConfig } from '../../src/training/objectives/wae.js';
+import { buildWae, defaultWaeArgs } from '../../src/models/wae/networks.js';
+import { encoderWaeConfig, resolveProGanConfig, scheduleConfigOf } from '../../src/models/progan/config.js';
+import { ProGanObjective } from '../../src/models/progan/objective.js';
+import { WaeObjective, waeArgsFromConfig } from '../../src/models/wae/objective.js';
 import { Rng } from '../../src/util/random.js';
 import { FakeDevice } from '../../test/cuda-fake-device.js';
 import { maxRelError, PARITY_CASES, randomParityCases, runCase } from '../../test/cuda-parity-cases.js';
@@ -179,7 +179,7 @@ function proganStep(batch: number, r: number): () => void {
     const ctx = { step, nimg: step * batch, rng, replica: 0, replicas: 1 };
     objective.beginStep(ctx);
     for (const phase of objective.phases()) {
-      const res = objective.computeGradients(phase, x, ctx);
+      const res = objective.computeGradients(phase, { images: x }, ctx);
       phase.optimizer.applyGradients(phase.vars.map((v, i) => ({ name: v.name, tensor: res.grads[i] as tf.Tensor })));
       for (const l of Object.values(res.losses)) l.dataSync();
       tf.dispose([...Object.values(res.losses), ...res.grads]);

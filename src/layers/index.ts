@@ -27,3 +27,14 @@ export {
   UpscaleNearest2D,
   upscale2d,
 } from './resample.js';
+export {
+  BatchNorm3D,
+  type BatchNorm3DArgs,
+  type Triple,
+  UpSampling3D,
+  type UpSampling3DArgs,
+  upsample3d,
+  ZeroPadding3D,
+  type ZeroPadding3DArgs,
+  zeroPad3d,
+} from './volume.js';

@@ -17,3 +17,15 @@ export { ssim, msSsim, meanPairwiseMsSsim, msSsimScales, MS_SSIM_WEIGHTS } from 
 export type { SsimOptions, MsSsimOptions, MeanPairwiseMsSsimOptions } from './ms-ssim.js';
 export { BASELINES, baselineCorners, bottomRightCorners, pasteBottomRight, seamEnergy, scoreCompletion, scoreBaselines } from './baselines.js';
 export type { BaselineName, CompletionScores, ScoreOptions } from './baselines.js';
+export {
+  comparePhysics,
+  HIT_THRESHOLD,
+  measuredAngleOf,
+  referenceBins,
+  selectionMetric,
+  showerFeatures,
+  SPARSITY_THRESHOLDS,
+  SPECTRUM_EDGES,
+  summariseBins,
+} from './physics.js';
+export type { BinSummary, PhysicsBin, PhysicsComparison, ShowerFeatures, ShowerSet } from './physics.js';
