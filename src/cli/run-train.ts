@@ -1,5 +1,5 @@
 /** The body of `proggan train`, loaded only when a training command actually runs. */
-import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, type Dirent } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { initBackend } from '../backend/index.js';
 import { listCheckpoints } from '../training/checkpoint.js';
@@ -40,6 +40,30 @@ export function resolveTrainConfig(req: TrainRequest, runDir: string, models: Mo
   return resolveConfig(unit.defaults(), unit.presets, { ...layers, flags: req.flags }, (c) => unit.validate(c));
 }
 
+/** Whether `runDir` or one of its subdirectories (e.g. the ProGAN's `encoder/`) holds a committed checkpoint. */
+async function holdsCheckpoints(runDir: string): Promise<boolean> {
+  if ((await listCheckpoints(runDir)).length > 0) return true;
+  let subdirs: Dirent[] = [];
+  try {
+    subdirs = readdirSync(runDir, { withFileTypes: true }).filter((d) => d.isDirectory());
+  } catch {
+    return false;
+  }
+  for (const d of subdirs) {
+    if ((await listCheckpoints(join(runDir, d.name))).length > 0) return true;
+  }
+  return false;
+}
+
+/** Whether `runDir/stats.jsonl` has content (a unit that does not forward `onStepDone` still trained). */
+function holdsStats(runDir: string): boolean {
+  try {
+    return statSync(join(runDir, 'stats.jsonl')).size > 0;
+  } catch {
+    return false;
+  }
+}
+
 /** Run a parsed `proggan train` request. */
 export async function runTrain(req: TrainRequest, models: ModelList = MODELS): Promise<void> {
   const runDir = resolve(req.runDir ?? join('runs', `${req.model}-${timestamp()}`));
@@ -72,6 +96,8 @@ export async function runTrain(req: TrainRequest, models: ModelList = MODELS): P
     if (chief) {
       // One writer per run directory: this process (or rank 0 of a job), never the --workers launcher.
       if (req.restartFromScratch && existed) {
+        // Not from under a live run: its lock must be free (or stale) first.
+        acquireRunLock(runDir).release();
         movedAside = `${runDir}.old-${timestamp()}`;
         renameSync(runDir, movedAside);
         log.warn({ runDir, movedAside }, `--restart-from-scratch: the old run directory was moved to ${movedAside}; starting ${runDir} at step 0`);
@@ -95,8 +121,9 @@ export async function runTrain(req: TrainRequest, models: ModelList = MODELS): P
     });
   } catch (err) {
     // A start that fails before its first step leaves things as they were: a directory it created
-    // is removed, and one moved aside by --restart-from-scratch comes back.
-    if (chief && !stepped && (!existed || movedAside !== null)) {
+    // is removed, and one moved aside by --restart-from-scratch comes back. Never when it already
+    // holds a checkpoint of some stage (the ProGAN's encoder trains into runDir/encoder first).
+    if (chief && !stepped && (!existed || movedAside !== null) && !(await holdsCheckpoints(runDir)) && !holdsStats(runDir)) {
       lock?.release();
       lock = null;
       rmSync(runDir, { recursive: true, force: true });
