@@ -13,7 +13,13 @@ import {
   checkpointDirName,
   listCheckpoints,
   loadLatestCheckpoint,
+  NonFiniteCheckpointError,
+  readBestMetric,
+  resolveCheckpoint,
+  saveBestCheckpoint,
   saveCheckpoint,
+  splitCheckpointSpec,
+  UnreadableCheckpointsError,
   type CheckpointState,
   type TensorRecord,
 } from '../src/training/checkpoint.js';
@@ -66,7 +72,8 @@ describe('checkpoint round trip', () => {
       'a': f32([1], () => 0.2),
     };
     Object.defineProperty(tensors, '__proto__', { value: f32([2], () => 5), enumerable: true, writable: true, configurable: true });
-    const dir = await saveCheckpoint(runDir, { ...stateAt(20), tensors });
+    // allowNonFinite: this is a test of the format, which must carry NaN and Infinity bit for bit.
+    const dir = await saveCheckpoint(runDir, { ...stateAt(20), tensors }, { allowNonFinite: true });
     expect(path.basename(dir)).toBe('step-00000020');
     const loaded = await loadLatestCheckpoint(runDir);
     expect(loaded).not.toBeNull();
@@ -242,6 +249,59 @@ describe('checkpoint corruption falls back to the previous one', () => {
     const { logger, records } = captureLogger();
     expect(await loadLatestCheckpoint(runDir, { logger })).toBeNull();
     expect(records.map((r) => r['level'])).toEqual([40, 50]);
+  });
+
+  it('strict loading throws a list of every checkpoint and why, instead of returning null', async () => {
+    const a = await saveCheckpoint(runDir, stateAt(10));
+    const b = await saveCheckpoint(runDir, stateAt(20));
+    await truncate(path.join(a, 'tensors.bin'), 0);
+    const buf = await readFile(path.join(b, 'tensors.bin'));
+    buf[0] = (buf[0] ?? 0) ^ 0xff;
+    await writeFile(path.join(b, 'tensors.bin'), buf);
+    const err = await loadLatestCheckpoint(runDir, { strict: true }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UnreadableCheckpointsError);
+    const e = err as UnreadableCheckpointsError;
+    expect(e.problems.map((p) => p.step)).toEqual([20, 10]);
+    expect(e.message).toMatch(/step-00000020: tensors.bin checksum mismatch/);
+    expect(e.message).toMatch(/step-00000010: tensors.bin has 0 bytes/);
+    expect(e.message).toMatch(/--restart-from-scratch/);
+    // Nothing was touched.
+    expect((await listCheckpoints(runDir)).length).toBe(2);
+    // No checkpoints at all is not an error, even when strict.
+    expect(await loadLatestCheckpoint(path.join(runDir, 'fresh'), { strict: true })).toBeNull();
+  });
+
+  it('refuses a state with NaN or Infinity and keeps the good checkpoints', async () => {
+    await saveCheckpoint(runDir, stateAt(10), { keep: 1 });
+    const bad = { ...stateAt(20), tensors: { 'g/w': f32([2, 3], (i) => (i === 4 ? Infinity : i)), 'g/b': f32([1], () => NaN) } };
+    const err = await saveCheckpoint(runDir, bad, { keep: 1 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NonFiniteCheckpointError);
+    expect((err as NonFiniteCheckpointError).tensors).toEqual(['g/w', 'g/b']);
+    expect((await listCheckpoints(runDir)).map((d) => path.basename(d))).toEqual(['step-00000010']);
+    expect((await loadLatestCheckpoint(runDir))!.state.step).toBe(10);
+    expect(await readFile(path.join(runDir, 'checkpoints', 'latest'), 'utf8')).toBe('step-00000010\n');
+  });
+
+  it('keeps the best checkpoint apart from retention and resolves RUN[/step-N|best|latest]', async () => {
+    await saveCheckpoint(runDir, stateAt(10), { keep: 1 });
+    await saveBestCheckpoint(runDir, stateAt(10), { name: 'swd/mean', mode: 'min', value: 5 });
+    await saveCheckpoint(runDir, stateAt(20), { keep: 1 });
+    await saveCheckpoint(runDir, stateAt(30), { keep: 1 });
+    expect((await listCheckpoints(runDir)).map((d) => path.basename(d))).toEqual(['step-00000030']);
+    expect(await readBestMetric(runDir)).toEqual({ name: 'swd/mean', mode: 'min', value: 5 });
+    expect((await resolveCheckpoint(`${runDir}/best`)).state.step).toBe(10);
+    expect((await resolveCheckpoint(runDir)).state.step).toBe(30);
+    expect((await resolveCheckpoint(`${runDir}/latest`)).state.step).toBe(30);
+    expect((await resolveCheckpoint(`${runDir}/step-30`)).dir).toBe(path.join(runDir, 'checkpoints', 'step-00000030'));
+    expect((await resolveCheckpoint(path.join(runDir, 'checkpoints', 'step-00000030'))).state.step).toBe(30);
+    await expect(resolveCheckpoint(`${runDir}/step-20`)).rejects.toThrow(/no checkpoint of step 20; it has: step-00000030, best/);
+    expect(splitCheckpointSpec('/r/x/')).toEqual({ runDir: '/r/x', which: 'latest' });
+    expect(splitCheckpointSpec('/r/x/step-0040')).toEqual({ runDir: '/r/x', which: 40 });
+    // A better value replaces it only once the new one verified; a non-finite metric is refused.
+    await saveBestCheckpoint(runDir, stateAt(30), { name: 'swd/mean', mode: 'min', value: 4 });
+    expect((await resolveCheckpoint(`${runDir}/best`)).state.step).toBe(30);
+    await expect(saveBestCheckpoint(runDir, stateAt(40), { name: 'swd/mean', mode: 'min', value: NaN })).rejects.toThrow(/finite/);
+    expect((await readdir(path.join(runDir, 'checkpoints'))).sort()).toEqual(['best', 'latest', 'step-00000030']);
   });
 
   it('a save after falling back replaces the corrupt newer checkpoint', async () => {

@@ -84,7 +84,8 @@ async function tryNative(threads: number | undefined): Promise<{ ok: true; detai
     const native = await import('./native.js');
     await native.registerNativeBackend(threads === undefined ? {} : { threads });
     const st = native.nativeBackendStatus();
-    return { ok: true, detail: `oneDNN ${st.dnnlVersion ?? '?'}, ${st.threads ?? '?'} threads` };
+    const det = native.nativeDeterministic() ? ', deterministic conv layouts' : '';
+    return { ok: true, detail: `oneDNN ${st.dnnlVersion ?? '?'}, ${st.threads ?? '?'} threads${det}` };
   } catch (err) {
     return { ok: false, reason: err instanceof Error ? err.message : String(err) };
   }

@@ -9,7 +9,16 @@
  *
  * Environment: `PROGGAN_NATIVE_THREADS` (default threads), `PROGGAN_NATIVE_POOL_MB` (bytes of
  * released output arrays kept for reuse; default a quarter of RAM, at most 8 GiB),
- * `PROGGAN_NATIVE_ADDON` (load the addon from this path instead of build/Release).
+ * `PROGGAN_NATIVE_ADDON` (load the addon from this path instead of build/Release),
+ * `PROGGAN_NATIVE_DETERMINISTIC` (`1`/`0`: choose convolution layouts without timing; default on
+ * at 1 thread).
+ *
+ * Determinism: every kernel sums in an order fixed by the shapes and the thread count (OpenMP
+ * static schedules, per-thread partial sums combined in thread order), except the convolution
+ * layout choice, which times its candidates on first use unless deterministic mode fixes it (see
+ * {@link setNativeDeterministic}). So a run repeats bitwise with the same thread count in
+ * deterministic mode; with another thread count, another CPU (ISA) or another oneDNN build the
+ * last bits differ.
  *
  * Deliberate differences from the cpu backend: `AvgPoolGrad` with 'same' padding and
  * `ResizeNearestNeighborGrad` with batch > 1 return the exact gradients (tfjs 4.22's cpu kernels
@@ -72,9 +81,10 @@ export interface NativeAddon {
   getThreads(): number;
   /**
    * Convolution layouts: 0 tfjs's plain NHWC/HWIO, 1 oneDNN-chosen weights layout, 2 oneDNN-chosen
-   * activation and weights layouts (reordered around each call), 3 auto (time all, keep fastest).
+   * activation and weights layouts (reordered around each call), 3 auto (time all, keep fastest),
+   * 4 fixed (the first of 1, 0, 2 that oneDNN implements, untimed: repeatable results).
    */
-  setLayoutPolicy(policy: 0 | 1 | 2 | 3): void;
+  setLayoutPolicy(policy: 0 | 1 | 2 | 3 | 4): void;
   /** Implementation chosen for a cached convolution (params as passed to conv), "" if none. */
   convImpl(p: Int32Array): string;
   clearCache(): void;
@@ -255,6 +265,25 @@ export function setNativeThreads(n: number): void {
   addonOrThrow().setThreads(n);
 }
 
+let deterministic = false;
+
+/**
+ * Deterministic mode: convolutions use a fixed layout candidate instead of the fastest one timed
+ * on first use (timing depends on machine load, and the candidates round differently). Clears the
+ * convolution cache. On by default at 1 thread (`--threads 1`), or as `PROGGAN_NATIVE_DETERMINISTIC`
+ * says; the cost is the speed of the layouts the timing would have picked instead.
+ */
+export function setNativeDeterministic(on: boolean): void {
+  addonOrThrow().setLayoutPolicy(on ? 4 : 3);
+  deterministic = on;
+}
+
+/** Whether {@link setNativeDeterministic} mode is on. */
+export function nativeDeterministic(): boolean {
+  return deterministic;
+}
+
+
 /**
  * Releases the output arrays the active native backend keeps for reuse (see
  * `PROGGAN_NATIVE_POOL_MB`; default a quarter of RAM, at most 8 GiB); returns the bytes freed.
@@ -281,14 +310,19 @@ export function nativeAddon(): NativeAddon {
  *
  * @param opts.threads threads for oneDNN and the elementwise loops (default: env
  *   `PROGGAN_NATIVE_THREADS`, else all cores).
+ * @param opts.deterministic fixed convolution layouts for bitwise-repeatable runs (default: env
+ *   `PROGGAN_NATIVE_DETERMINISTIC`, else on exactly when the thread count is 1).
  * @throws NativeBackendUnavailableError when the addon is not built or fails to load.
  */
-export async function registerNativeBackend(opts: { threads?: number } = {}): Promise<void> {
+export async function registerNativeBackend(opts: { threads?: number; deterministic?: boolean } = {}): Promise<void> {
   const addon = addonOrThrow();
   const envThreads = Number.parseInt(process.env['PROGGAN_NATIVE_THREADS'] ?? '', 10);
   const threads = opts.threads ?? (envThreads > 0 ? envThreads : undefined);
   if (threads !== undefined) setNativeThreads(threads);
   else if (!registered) addon.setThreads(availableParallelism());
+  const envDet = process.env['PROGGAN_NATIVE_DETERMINISTIC'];
+  const det = opts.deterministic ?? (envDet === '1' ? true : envDet === '0' ? false : addon.getThreads() === 1);
+  if (det !== deterministic || !registered) setNativeDeterministic(det);
   if (registered) return;
   if (tf.findBackendFactory(NATIVE_BACKEND_NAME) === null) {
     tf.registerBackend(NATIVE_BACKEND_NAME, () => new NativeBackendCPU(), NATIVE_PRIORITY);

@@ -12,6 +12,7 @@ import { appendFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
+import { splitCheckpointSpec } from '../training/checkpoint.js';
 import { initBackend } from '../backend/index.js';
 import { completeImage, completeImages, completerFromModels, type CornerCompleter } from '../completion/complete.js';
 import { extendImage, planExtension } from '../completion/extend.js';
@@ -103,13 +104,14 @@ async function openModel(req: Omit<ModelUseRequest, 'out'>): Promise<{ log: Logg
     ...(req.threads !== undefined ? { threads: req.threads } : {}),
     logger: log,
   });
-  const runDir = resolve(req.checkpoint);
+  // RUN, RUN/latest, RUN/best or RUN/step-N: one resolver reads them all.
+  const { runDir } = splitCheckpointSpec(resolve(req.checkpoint));
   const st = await stat(runDir).catch(() => null);
-  if (st === null || !st.isDirectory()) throw new UsageError(`--checkpoint ${req.checkpoint}: no such run directory (give the run directory of \`proggan train progan\`)`);
+  if (st === null || !st.isDirectory()) throw new UsageError(`--checkpoint ${req.checkpoint}: no such run directory (give the run directory of \`proggan train progan\`, optionally with /best, /latest or /step-N)`);
   const { loadProgan } = await import('../models/progan/run.js');
   let loaded: Awaited<ReturnType<typeof loadProgan>>;
   try {
-    loaded = await loadProgan(runDir, { logger: log });
+    loaded = await loadProgan(resolve(req.checkpoint), { logger: log });
   } catch (err) {
     throw new UsageError(`--checkpoint ${req.checkpoint}: ${reasonOf(err)}`);
   }
@@ -262,7 +264,7 @@ export async function runEvaluate(req: EvaluateRequest): Promise<Record<string, 
       'ms-ssim/real': meanPairwiseMsSsim(real, shape, { pairs, seed: 1 }),
     };
     const record = { step: model.step, kind: 'evaluate', data: req.data ?? 'procedural', ...metrics, time: Date.now() / 1000 };
-    appendFileSync(join(resolve(req.checkpoint), 'stats.jsonl'), `${JSON.stringify(record)}\n`);
+    appendFileSync(join(splitCheckpointSpec(resolve(req.checkpoint)).runDir, 'stats.jsonl'), `${JSON.stringify(record)}\n`);
     process.stdout.write(`${JSON.stringify(record)}\n`);
     log.info(record, `evaluated step ${model.step} on ${reals.length} images: SWD ${swd.mean.toFixed(1)}, MS-SSIM generated ${metrics['ms-ssim/generated']?.toFixed(3)} vs real ${metrics['ms-ssim/real']?.toFixed(3)}`);
     return metrics;

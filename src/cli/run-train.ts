@@ -1,14 +1,14 @@
 /** The body of `proggan train`, loaded only when a training command actually runs. */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, type Dirent } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { initBackend } from '../backend/index.js';
 import { listCheckpoints } from '../training/checkpoint.js';
-import { writeRunConfig } from '../training/run-dir.js';
 import { checkConfigLayer } from '../models/check-config.js';
 import { findModel, MODELS } from '../models/registry.js';
 import type { ModelConfig } from '../models/unit.js';
 import { readConfigFile, resolveConfig } from '../training/config.js';
 import { UsageError } from '../util/errors.js';
+import { acquireRunLock, type RunLock } from '../util/run-lock.js';
 import { createCliLogger } from './logging.js';
 import { closeStrategy, processStrategy } from './workers.js';
 import type { ModelList, TrainRequest } from './train.js';
@@ -40,6 +40,30 @@ export function resolveTrainConfig(req: TrainRequest, runDir: string, models: Mo
   return resolveConfig(unit.defaults(), unit.presets, { ...layers, flags: req.flags }, (c) => unit.validate(c));
 }
 
+/** Whether `runDir` or one of its subdirectories (e.g. the ProGAN's `encoder/`) holds a committed checkpoint. */
+async function holdsCheckpoints(runDir: string): Promise<boolean> {
+  if ((await listCheckpoints(runDir)).length > 0) return true;
+  let subdirs: Dirent[] = [];
+  try {
+    subdirs = readdirSync(runDir, { withFileTypes: true }).filter((d) => d.isDirectory());
+  } catch {
+    return false;
+  }
+  for (const d of subdirs) {
+    if ((await listCheckpoints(join(runDir, d.name))).length > 0) return true;
+  }
+  return false;
+}
+
+/** Whether `runDir/stats.jsonl` has content (a unit that does not forward `onStepDone` still trained). */
+function holdsStats(runDir: string): boolean {
+  try {
+    return statSync(join(runDir, 'stats.jsonl')).size > 0;
+  } catch {
+    return false;
+  }
+}
+
 /** Run a parsed `proggan train` request. */
 export async function runTrain(req: TrainRequest, models: ModelList = MODELS): Promise<void> {
   const runDir = resolve(req.runDir ?? join('runs', `${req.model}-${timestamp()}`));
@@ -48,9 +72,11 @@ export async function runTrain(req: TrainRequest, models: ModelList = MODELS): P
     process.stdout.write(`${JSON.stringify({ runDir, resume: req.resume, backend: req.backend ?? 'auto', config }, null, 2)}\n`);
     return;
   }
-  if (!req.resume && (await listCheckpoints(runDir)).length > 0) {
-    throw new UsageError(`--run-dir ${runDir} already holds checkpoints: add --resume to continue it, or choose another --run-dir`);
+  if (!req.resume && !req.restartFromScratch && (await listCheckpoints(runDir)).length > 0) {
+    throw new UsageError(`--run-dir ${runDir} already holds checkpoints: add --resume to continue it, --restart-from-scratch to start it over (the old one is moved aside), or choose another --run-dir`);
   }
+  // Whether this start creates the run directory: if it fails before its first step, it removes it again.
+  const existed = existsSync(runDir);
   const log = createCliLogger({ level: req.logLevel, runDir });
   const backend = await initBackend({
     ...(req.backend !== undefined ? { backend: req.backend } : {}),
@@ -61,15 +87,51 @@ export async function runTrain(req: TrainRequest, models: ModelList = MODELS): P
   // A rank of a multi-process job (RANK/WORLD_SIZE, TF_CONFIG or Slurm variables) joins it here.
   const strategy = await processStrategy({ logger: log });
   let result;
+  let lock: RunLock | null = null;
+  let movedAside: string | null = null;
+  let stepped = false;
+  const chief = strategy.rank === 0;
+  const unit = findModel(req.model, models);
   try {
-    // Every model's run directory starts with its resolved config (what --resume reads back).
-    if (strategy.rank === 0) {
-      mkdirSync(runDir, { recursive: true });
-      writeRunConfig(runDir, config);
+    if (chief) {
+      // One writer per run directory: this process (or rank 0 of a job), never the --workers launcher.
+      if (req.restartFromScratch && existed) {
+        // Not from under a live run: its lock must be free (or stale) first.
+        acquireRunLock(runDir).release();
+        movedAside = `${runDir}.old-${timestamp()}`;
+        renameSync(runDir, movedAside);
+        log.warn({ runDir, movedAside }, `--restart-from-scratch: the old run directory was moved to ${movedAside}; starting ${runDir} at step 0`);
+      }
+      lock = acquireRunLock(runDir);
     }
-    const runtime = await findModel(req.model, models).load();
-    result = await runtime.train({ config, runDir, resume: req.resume, logger: log, strategy, ...(req.timeline ? { timeline: resolve(req.timeline) } : {}) });
+    const runtime = await unit.load();
+    result = await runtime.train({
+      config,
+      runDir,
+      resume: req.resume && !req.restartFromScratch,
+      logger: log,
+      strategy,
+      ...(req.timeline ? { timeline: resolve(req.timeline) } : {}),
+      ...(unit.bestMetric ? { bestMetric: unit.bestMetric } : {}),
+      // The trainer writes config.json (what --resume reads back) only once the resume or the new
+      // run is accepted, so a rejected start leaves the old one in place.
+      onStepDone: () => {
+        stepped = true;
+      },
+    });
+  } catch (err) {
+    // A start that fails before its first step leaves things as they were: a directory it created
+    // is removed, and one moved aside by --restart-from-scratch comes back. Never when it already
+    // holds a checkpoint of some stage (the ProGAN's encoder trains into runDir/encoder first).
+    if (chief && !stepped && (!existed || movedAside !== null) && !(await holdsCheckpoints(runDir)) && !holdsStats(runDir)) {
+      lock?.release();
+      lock = null;
+      rmSync(runDir, { recursive: true, force: true });
+      if (movedAside !== null) renameSync(movedAside, runDir);
+    }
+    throw err;
   } finally {
+    lock?.release();
     await closeStrategy(strategy);
   }
   const how = result.stoppedBy === 'signal' ? 'interrupted; checkpoint saved' : 'done';

@@ -23,6 +23,8 @@ export interface TrainRequest {
   runDir?: string;
   /** Continue from the run directory's newest good checkpoint. */
   resume: boolean;
+  /** Move the run directory's old contents aside (named in the log) and start at step 0. */
+  restartFromScratch?: boolean;
   /** Print the resolved config and exit. */
   dryRun: boolean;
   /** Backend request. */
@@ -72,7 +74,8 @@ export function trainBuilder<T>(y: Argv<T>, models: ModelList = MODELS) {
     .option('preset', { type: 'string', describe: `named configuration (${presets})` })
     .option('config', { type: 'string', describe: 'JSON config file (overrides the preset; flags override it)' })
     .option('run-dir', { type: 'string', describe: 'run directory for checkpoints, grids, stats.jsonl (default runs/<model>-<time>)' })
-    .option('resume', { type: 'boolean', default: false, describe: 'continue from the newest good checkpoint in --run-dir' })
+    .option('resume', { type: 'boolean', default: false, describe: 'continue from the newest good checkpoint in --run-dir (stops with a list if none can be loaded)' })
+    .option('restart-from-scratch', { type: 'boolean', describe: 'start --run-dir over at step 0, moving its old contents aside to <run-dir>.old-<time> (with --resume: keep its config)' })
     .option('backend', { type: 'string', choices: BACKEND_NAMES, describe: 'tensorflow | native | cpu | auto (default: PROGGAN_BACKEND or auto)' })
     .option('threads', { type: 'number', describe: 'threads for the native backend (default: all cores)' })
     .option('workers', { type: 'number', describe: 'launch N local worker processes (data-parallel ranks); a failed worker restarts the group from the last checkpoint' })
@@ -135,6 +138,7 @@ export function toTrainRequest(a: Parsed, models: ModelList = MODELS): TrainRequ
     return v;
   };
   if (a.resume && a['run-dir'] === undefined) throw new UsageError('--resume needs --run-dir DIR (the run directory to continue)');
+  if (a['restart-from-scratch'] && a['run-dir'] === undefined) throw new UsageError('--restart-from-scratch needs --run-dir DIR (the run directory to start over)');
   const args = a as Record<string, unknown>;
   const model = (a.model as string | undefined) ?? modelOfRun(a.resume ? a['run-dir'] : undefined, models);
   const unit = findModel(model, models);
@@ -158,6 +162,9 @@ export function toTrainRequest(a: Parsed, models: ModelList = MODELS): TrainRequ
   const maxRestarts = num(a['max-restarts'], 'max-restarts');
   if (maxRestarts !== undefined && (!Number.isInteger(maxRestarts) || maxRestarts < 0)) throw new UsageError('--max-restarts must be a non-negative integer');
   if ((maxRestarts !== undefined || a.gpus !== undefined) && workers === undefined) throw new UsageError('--max-restarts and --gpus need --workers N');
+  if (a['restart-from-scratch'] && workers !== undefined) {
+    throw new UsageError('--restart-from-scratch cannot be combined with --workers (a group restart would start over again): move the run directory aside yourself, or choose another --run-dir');
+  }
   return defined({
     model,
     workers,
@@ -165,6 +172,7 @@ export function toTrainRequest(a: Parsed, models: ModelList = MODELS): TrainRequ
     gpus: a.gpus,
     runDir: a['run-dir'],
     resume: a.resume,
+    restartFromScratch: a['restart-from-scratch'],
     dryRun: a['dry-run'],
     backend: a.backend as BackendRequest | undefined,
     threads,

@@ -50,7 +50,11 @@ dnnl::stream& Stream() {
 
 // Layout policy for convolutions: 0, 1 or 2 forces that candidate (see kConvVariants below),
 // 3 = auto: build every candidate and keep whichever runs fastest on the first call with real
-// data (weights change every step, so their reorder is part of every call and of the timing).
+// data (weights change every step, so their reorder is part of every call and of the timing);
+// 4 = fixed: the first candidate oneDNN implements in the order 1, 0, 2, chosen without timing.
+// The candidates sum in different orders, so "auto" makes results depend on which one happened to
+// be faster in this process (a loaded machine changes that); "fixed" is what bitwise-repeatable
+// runs use.
 int g_weights_policy = 3;
 
 float* F32(const Napi::Value& v) {
@@ -218,6 +222,19 @@ ConvSlot& GetConv(const Key& p) {
   if (it != g_conv_cache.end()) return it->second;
   ConvSlot slot;
   std::string first_error;
+  if (g_weights_policy == 4) {
+    for (int v : {1, 0, 2}) {
+      try {
+        slot.cand[v] = MakeConv(p, v);
+        slot.chosen = v;
+        break;
+      } catch (const dnnl::error& err) {
+        if (first_error.empty()) first_error = err.what();
+      }
+    }
+    if (slot.chosen < 0) throw dnnl::error(dnnl_unimplemented, first_error.c_str());
+    return g_conv_cache.emplace(p, std::move(slot)).first->second;
+  }
   for (int v = 0; v < kConvVariants; ++v) {
     if (g_weights_policy != 3 && g_weights_policy != v) continue;
     try {
@@ -476,11 +493,11 @@ Napi::Value GetThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), omp_get_max_threads());
 }
 
-// setLayoutPolicy(0 plain | 1 oneDNN weights | 2 oneDNN activations+weights | 3 auto); clears
-// the convolution cache.
+// setLayoutPolicy(0 plain | 1 oneDNN weights | 2 oneDNN activations+weights | 3 auto (timed) |
+// 4 fixed (untimed, repeatable)); clears the convolution cache.
 void SetLayoutPolicy(const Napi::CallbackInfo& info) {
   const int v = info[0].As<Napi::Number>().Int32Value();
-  if (v < 0 || v > 3) throw Napi::RangeError::New(info.Env(), "layout policy must be 0..3");
+  if (v < 0 || v > 4) throw Napi::RangeError::New(info.Env(), "layout policy must be 0..4");
   g_weights_policy = v;
   g_conv_cache.clear();
 }

@@ -12,8 +12,11 @@
  * `step-N.tmp/` and renamed into place, then the parent directory is fsync'd (the TF
  * CheckpointManager / torch DCP pattern). Loading takes the newest committed checkpoint whose files
  * verify (sizes and sha256) and falls back to older ones with a warning (the Keras 3
- * BackupAndRestore pattern). Saves to one run directory from one process are queued; only one
- * process (rank 0) may write a run directory.
+ * BackupAndRestore pattern); `--resume` loads strictly: checkpoints that exist but none verify is
+ * an error listing each, never a silent restart. Non-finite states are never written, and a new
+ * checkpoint is read back before anything older is pruned. `checkpoints/best/` holds the
+ * best-by-metric checkpoint, outside retention. Saves to one run directory from one process are
+ * queued; only one process (rank 0) may write a run directory.
  */
 import { createHash } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
@@ -52,12 +55,73 @@ export interface CheckpointState {
 export interface SaveCheckpointOptions {
   /** How many committed checkpoints to keep, the new one included; default 2, at least 1. */
   keep?: number;
+  /**
+   * Write float tensors holding NaN or Infinity too (default false: such a state is refused with a
+   * {@link NonFiniteCheckpointError}, so a diverged run never pushes out its good checkpoints).
+   */
+  allowNonFinite?: boolean;
 }
 
 /** Options of {@link loadLatestCheckpoint}. */
 export interface LoadCheckpointOptions {
   /** Receives a warning for every checkpoint that is skipped as unreadable; default silent. */
   logger?: Logger;
+  /**
+   * When checkpoints exist but none can be loaded: throw an {@link UnreadableCheckpointsError}
+   * listing each and why (true), or return `null` (false, the default). `--resume` is strict, so that
+   * it never silently starts over.
+   */
+  strict?: boolean;
+}
+
+/** One checkpoint that could not be loaded, and why. */
+export interface CheckpointProblem {
+  /** The checkpoint directory. */
+  dir: string;
+  /** Its step (from the directory name). */
+  step: number;
+  /** What is wrong with it. */
+  reason: string;
+}
+
+/** Checkpoints exist under a run directory, but none of them can be loaded. */
+export class UnreadableCheckpointsError extends Error {
+  override name = 'UnreadableCheckpointsError';
+  /** The run directory. */
+  readonly runDir: string;
+  /** Each checkpoint and why it could not be loaded, newest first. */
+  readonly problems: CheckpointProblem[];
+  constructor(runDir: string, problems: CheckpointProblem[]) {
+    super(
+      `${runDir} holds ${problems.length} checkpoint(s) and none can be loaded:\n` +
+        problems.map((p) => `  ${path.basename(p.dir)}: ${p.reason}`).join('\n') +
+        `\nNothing was changed. Restore the files from a backup, or start over with --restart-from-scratch ` +
+        `(the old run directory is moved aside, not deleted).`,
+    );
+    this.runDir = runDir;
+    this.problems = problems;
+  }
+}
+
+/** A checkpoint was refused because some of its float tensors hold NaN or Infinity. */
+export class NonFiniteCheckpointError extends Error {
+  override name = 'NonFiniteCheckpointError';
+  /** Names of the tensors with non-finite values (at most 10). */
+  readonly tensors: string[];
+  constructor(step: number, tensors: string[]) {
+    super(`checkpoint of step ${step} not written: tensor(s) ${tensors.join(', ')} hold NaN or Infinity`);
+    this.tensors = tensors;
+  }
+}
+
+/** The best-by-metric checkpoint's metric, stored in its meta under `best`. */
+export interface BestMetric {
+  /** The metric's name as the objective's `evaluate()` reports it, e.g. `swd/mean`. */
+  name: string;
+  /** Whether lower (`min`) or higher (`max`) is better. */
+  mode: 'min' | 'max';
+  /** Its value at the checkpoint's step. */
+  value: number;
 }
 
 /** One entry of `index.json`. */
@@ -98,6 +162,7 @@ const FORMAT = 'proggan-checkpoint';
 const ALIGN = 64;
 const CHECKPOINTS = 'checkpoints';
 const LATEST = 'latest';
+const BEST = 'best';
 const TENSORS_FILE = 'tensors.bin';
 const INDEX_FILE = 'index.json';
 const META_FILE = 'meta.json';
@@ -120,6 +185,10 @@ export function checkpointDirName(step: number): string {
  * and prune older checkpoints so that the newest `keep` remain. A checkpoint with the same step is
  * replaced. Leftover `*.tmp` entries from an earlier crash are removed first. Returns the
  * checkpoint directory.
+ *
+ * A state with NaN or Infinity in any float tensor is refused with a {@link NonFiniteCheckpointError}
+ * unless `allowNonFinite` (so a diverged run cannot push its good checkpoints out), and the new checkpoint is read back and
+ * verified before it replaces a same-step one, moves `latest` or lets older ones be pruned.
  */
 export async function saveCheckpoint(
   runDir: string,
@@ -153,6 +222,8 @@ async function saveCheckpointNow(runDir: string, state: CheckpointState, opts: S
   }
   if (!Number.isFinite(state.nimg) || state.nimg < 0) throw new RangeError(`nimg must be >= 0, got ${state.nimg}`);
   const entries = planTensors(state.tensors);
+  const bad = opts.allowNonFinite ? [] : nonFiniteTensors(state.tensors);
+  if (bad.length > 0) throw new NonFiniteCheckpointError(state.step, bad);
   const metaJson = JSON.stringify({ step: state.step, nimg: state.nimg, meta: state.meta }) + '\n';
 
   // Clear debris from a crashed save, then assemble the new checkpoint in step-N.tmp/.
@@ -161,7 +232,23 @@ async function saveCheckpointNow(runDir: string, state: CheckpointState, opts: S
   await removeTmpEntries(ckptRoot);
   const name = checkpointDirName(state.step);
   const finalDir = path.join(ckptRoot, name);
+  await writeCheckpointDir(ckptRoot, name, state, entries, metaJson);
+
+  await writeFileAtomic(path.join(ckptRoot, LATEST), `${name}\n`);
+  await fsyncDir(ckptRoot);
+  // Only now, with the new checkpoint read back and verified, may older ones go.
+  await pruneCheckpoints(ckptRoot, state.step, keep);
+  return finalDir;
+}
+
+/**
+ * Assemble `ckptRoot/<name>.tmp/`, read it back and verify it (checksums, index, meta), then move it
+ * into place as `ckptRoot/<name>` (replacing one of the same name only after the new one verified).
+ */
+async function writeCheckpointDir(ckptRoot: string, name: string, state: CheckpointState, entries: IndexEntry[], metaJson: string): Promise<void> {
+  const finalDir = path.join(ckptRoot, name);
   const tmpDir = `${finalDir}.tmp`;
+  await rm(tmpDir, { recursive: true, force: true });
   await mkdir(tmpDir);
 
   const files: Record<string, ManifestFileEntry> = {};
@@ -180,6 +267,14 @@ async function saveCheckpointNow(runDir: string, state: CheckpointState, opts: S
   // The manifest is the commit marker: written last, after every file it lists is durable.
   await writeFileAtomic(path.join(tmpDir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
   await fsyncDir(tmpDir);
+  // Read it back from disk before it replaces or outranks anything (a short write, a full disk or
+  // a bad sector shows here, not at the next resume).
+  try {
+    await readCheckpoint(tmpDir);
+  } catch (err) {
+    await rm(tmpDir, { recursive: true, force: true });
+    throw new Error(`checkpoint ${name} failed verification after writing, so nothing older was removed: ${err instanceof Error ? err.message : String(err)}`);
+  }
 
   // Move into place; an existing checkpoint of the same step is first moved aside as *.tmp.
   let replaced: string | null = null;
@@ -190,18 +285,139 @@ async function saveCheckpointNow(runDir: string, state: CheckpointState, opts: S
   await rename(tmpDir, finalDir);
   await fsyncDir(ckptRoot);
   if (replaced !== null) await rm(replaced, { recursive: true, force: true });
+}
 
-  await writeFileAtomic(path.join(ckptRoot, LATEST), `${name}\n`);
-  await fsyncDir(ckptRoot);
-  await pruneCheckpoints(ckptRoot, state.step, keep);
-  return finalDir;
+/** Names of float tensors holding NaN or Infinity (at most 10). */
+function nonFiniteTensors(tensors: Record<string, TensorRecord>): string[] {
+  const bad: string[] = [];
+  for (const [name, t] of Object.entries(tensors)) {
+    if (t.dtype !== 'float32') continue;
+    const d = t.data;
+    for (let i = 0; i < d.length; i++) {
+      // x - x is 0 for finite x and NaN for NaN and +-Infinity.
+      const v = d[i] as number;
+      if (v - v !== 0) {
+        bad.push(name);
+        break;
+      }
+    }
+    if (bad.length >= 10) break;
+  }
+  return bad;
+}
+
+/**
+ * Keep `state` as the run's best-by-metric checkpoint in `runDir/checkpoints/best/` (replacing the
+ * previous one only once the new one verified). It is not a `step-N` checkpoint: retention
+ * (`keep`) neither counts nor prunes it, and `--resume` does not pick it. `metric` is stored in its
+ * meta as `best`. Non-finite tensors or a non-finite metric are refused.
+ */
+export async function saveBestCheckpoint(runDir: string, state: CheckpointState, metric: BestMetric): Promise<string> {
+  if (!Number.isFinite(metric.value)) throw new RangeError(`best metric ${metric.name} must be finite, got ${metric.value}`);
+  const key = path.resolve(runDir);
+  const previous = savesInFlight.get(key) ?? Promise.resolve();
+  const run = previous.then(
+    () => saveBestNow(runDir, state, metric),
+    () => saveBestNow(runDir, state, metric),
+  );
+  const settled = run.then(
+    () => undefined,
+    () => undefined,
+  );
+  savesInFlight.set(key, settled);
+  void settled.then(() => {
+    if (savesInFlight.get(key) === settled) savesInFlight.delete(key);
+  });
+  return run;
+}
+
+async function saveBestNow(runDir: string, state: CheckpointState, metric: BestMetric): Promise<string> {
+  const entries = planTensors(state.tensors);
+  const bad = nonFiniteTensors(state.tensors);
+  if (bad.length > 0) throw new NonFiniteCheckpointError(state.step, bad);
+  const meta = { ...state.meta, best: { ...metric } };
+  const metaJson = JSON.stringify({ step: state.step, nimg: state.nimg, meta }) + '\n';
+  const ckptRoot = path.join(runDir, CHECKPOINTS);
+  await mkdir(ckptRoot, { recursive: true });
+  await writeCheckpointDir(ckptRoot, BEST, state, entries, metaJson);
+  return path.join(ckptRoot, BEST);
+}
+
+/** The metric of the run's best-by-metric checkpoint, or `null` when there is none that verifies. */
+export async function readBestMetric(runDir: string): Promise<BestMetric | null> {
+  const dir = path.join(runDir, CHECKPOINTS, BEST);
+  if (!(await exists(dir))) return null;
+  try {
+    const state = await readCheckpoint(dir);
+    const b = state.meta['best'];
+    if (!isObject(b) || typeof b['name'] !== 'string' || typeof b['value'] !== 'number' || (b['mode'] !== 'min' && b['mode'] !== 'max')) return null;
+    return { name: b['name'], mode: b['mode'], value: b['value'] };
+  } catch {
+    return null;
+  }
+}
+
+/** A checkpoint found by {@link resolveCheckpoint}. */
+export interface ResolvedCheckpoint {
+  /** The run directory (holding config.json). */
+  runDir: string;
+  /** The checkpoint directory that was loaded. */
+  dir: string;
+  /** Its contents, verified. */
+  state: CheckpointState;
+}
+
+/**
+ * The one reader of `--checkpoint RUN[/step-N|best|latest]`: `RUN` or `RUN/latest` is the newest
+ * checkpoint that verifies (strict: an error lists each unreadable one), `RUN/best` the
+ * best-by-metric one, `RUN/step-N` (N with or without zero padding) exactly that step. A path to a
+ * checkpoint directory itself (`RUN/checkpoints/step-00000040`) works too. Errors name what is
+ * there to choose from.
+ */
+export async function resolveCheckpoint(spec: string, opts: { logger?: Logger } = {}): Promise<ResolvedCheckpoint> {
+  const { runDir, which } = splitCheckpointSpec(spec);
+  const ckptRoot = path.join(runDir, CHECKPOINTS);
+  if (which === 'latest') {
+    const found = await loadLatestCheckpoint(runDir, { ...opts, strict: true });
+    if (!found) throw new Error(`${runDir} has no checkpoint (no ${CHECKPOINTS}/step-*/); train it first, or check the path`);
+    return { runDir, dir: found.dir, state: found.state };
+  }
+  const dir = path.join(ckptRoot, which === 'best' ? BEST : checkpointDirName(which));
+  if (!(await exists(dir))) {
+    const have = (await stepDirs(ckptRoot)).map((d) => path.basename(d.dir));
+    if (await exists(path.join(ckptRoot, BEST))) have.push(BEST);
+    const what = which === 'best' ? 'no best-by-metric checkpoint (the model names no metric, or no evaluation ran yet)' : `no checkpoint of step ${which}`;
+    throw new Error(`${spec}: ${runDir} has ${what}; it has: ${have.length > 0 ? have.join(', ') : 'none'} (use RUN, RUN/latest, RUN/best or RUN/step-N)`);
+  }
+  try {
+    return { runDir, dir, state: await readCheckpoint(dir) };
+  } catch (err) {
+    throw new Error(`${spec}: checkpoint ${dir} cannot be loaded: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** Split `RUN[/step-N|best|latest]` (or `RUN/checkpoints/<that>`) into the run directory and the choice. */
+export function splitCheckpointSpec(spec: string): { runDir: string; which: 'latest' | 'best' | number } {
+  const clean = spec.replace(/[\\/]+$/, '');
+  const base = path.basename(clean);
+  let parent = path.dirname(clean);
+  let which: 'latest' | 'best' | number | null = null;
+  if (base === 'latest' || base === BEST) which = base;
+  else {
+    const m = /^step-(\d+)$/.exec(base);
+    if (m?.[1] !== undefined) which = Number(m[1]);
+  }
+  if (which === null) return { runDir: clean, which: 'latest' };
+  if (path.basename(parent) === CHECKPOINTS) parent = path.dirname(parent);
+  return { runDir: parent, which };
 }
 
 /**
  * Load the newest committed checkpoint under `runDir/checkpoints/` whose files verify. Each
  * skipped checkpoint (manifest missing or garbled, file sizes or checksums wrong, index or meta
  * not valid) is logged as a warning naming it and the problem. Returns `null` when there is no
- * loadable checkpoint (an error is logged when some existed but none verified).
+ * checkpoint; when some exist but none verifies, throws an {@link UnreadableCheckpointsError}
+ * with `strict`, else logs an error and returns `null`.
  */
 export async function loadLatestCheckpoint(
   runDir: string,
@@ -209,16 +425,19 @@ export async function loadLatestCheckpoint(
 ): Promise<{ state: CheckpointState; dir: string } | null> {
   const ckptRoot = path.join(runDir, CHECKPOINTS);
   const candidates = (await stepDirs(ckptRoot)).reverse();
-  for (const { dir } of candidates) {
+  const problems: CheckpointProblem[] = [];
+  for (const { dir, step } of candidates) {
     try {
       const state = await readCheckpoint(dir);
       return { state, dir };
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
+      problems.push({ dir, step, reason });
       opts.logger?.warn({ checkpoint: dir, reason }, `skipping unreadable checkpoint ${path.basename(dir)}: ${reason}`);
     }
   }
   if (candidates.length > 0) {
+    if (opts.strict) throw new UnreadableCheckpointsError(runDir, problems);
     opts.logger?.error({ checkpointDir: ckptRoot, count: candidates.length }, 'no checkpoint could be loaded');
   }
   return null;

@@ -147,6 +147,7 @@ export const LOOP_FLAGS: readonly ConfigFlag[] = [
   { name: 'seed', path: 'loop.seed', type: 'number', describe: 'seed of weights, data order and noise' },
   { name: 'batch-size', path: 'loop.batchSize', type: 'number', describe: 'images per step per replica' },
   { name: 'checkpoint-every', path: 'loop.checkpointEvery', type: 'number', describe: 'steps between checkpoints' },
+  { name: 'keep', path: 'loop.keepCheckpoints', type: 'number', describe: 'step checkpoints kept on disk, >= 1 (default 2; the best-by-metric one is kept apart)' },
   { name: 'sample-every', path: 'loop.sampleEvery', type: 'number', describe: 'steps between sample grids' },
   { name: 'eval-every', path: 'loop.evalEvery', type: 'number', describe: 'steps between held-out evaluations (progan: SWD) written to stats.jsonl; 0 = never' },
   { name: 'tick-every', path: 'loop.tickEvery', type: 'number', describe: 'steps between status lines' },
@@ -172,7 +173,7 @@ export function validateLoopAndAdam(loop: LoopConfig, adam?: { beta1: number; be
   const fail = (flag: string, msg: string): never => {
     throw new UsageError(`${flag}: ${msg}`);
   };
-  if (!Number.isInteger(loop.keepCheckpoints) || loop.keepCheckpoints < 1) fail('loop.keepCheckpoints', `must be an integer >= 1, got ${loop.keepCheckpoints}`);
+  if (!Number.isInteger(loop.keepCheckpoints) || loop.keepCheckpoints < 1) fail('loop.keepCheckpoints', `must be an integer >= 1 (flag --keep), got ${loop.keepCheckpoints}`);
   if (!Number.isInteger(loop.maxNonFinite) || loop.maxNonFinite < 1) fail('loop.maxNonFinite', `must be an integer >= 1, got ${loop.maxNonFinite}`);
   if (adam) {
     if (!(adam.beta1 >= 0 && adam.beta1 < 1)) fail('optim.beta1', `must be in [0, 1), got ${adam.beta1}`);

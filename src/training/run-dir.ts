@@ -1,30 +1,34 @@
 /** The files every run directory shares: its config.json, and reading a finished run back. */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../util/logger.js';
-import { loadLatestCheckpoint, type CheckpointState } from './checkpoint.js';
+import { resolveCheckpoint, splitCheckpointSpec, type CheckpointState } from './checkpoint.js';
 import type { TrainOptions } from './trainer.js';
 
 /** Write `runDir/config.json` atomically (temp file, rename). */
 export function writeRunConfig(runDir: string, config: unknown): void {
+  mkdirSync(runDir, { recursive: true });
   const path = join(runDir, 'config.json');
   writeFileSync(`${path}.tmp`, `${JSON.stringify(config, null, 2)}\n`);
   renameSync(`${path}.tmp`, path);
 }
 
-/** Read a run's config (checking it is a `model` run) and its newest good checkpoint. */
+/**
+ * Read a run's config (checking it is a `model` run) and one of its checkpoints: `spec` is
+ * `RUN[/step-N|best|latest]` (see {@link resolveCheckpoint}); a bare `RUN` is its newest good one.
+ */
 export async function readRun<C extends { model: string }>(
-  runDir: string,
+  spec: string,
   model: C['model'],
   what: string,
   opts: { logger?: Logger } = {},
 ): Promise<{ config: C; state: CheckpointState; dir: string }> {
+  const { runDir } = splitCheckpointSpec(spec);
   const cfgPath = join(runDir, 'config.json');
   if (!existsSync(cfgPath)) throw new Error(`${runDir} is not a proggan run directory (no config.json)`);
   const config = JSON.parse(readFileSync(cfgPath, 'utf8')) as C;
   if (config.model !== model) throw new Error(`${runDir} holds a ${String(config.model)} run, not ${what}`);
-  const found = await loadLatestCheckpoint(runDir, opts.logger ? { logger: opts.logger } : {});
-  if (!found) throw new Error(`${runDir} has no readable checkpoint`);
+  const found = await resolveCheckpoint(spec, opts.logger ? { logger: opts.logger } : {});
   return { config, state: found.state, dir: found.dir };
 }
 
@@ -38,6 +42,16 @@ export interface RunLoopOptions {
   handleSignals?: boolean;
   /** Chrome trace file of every step's parts. Default none. */
   timeline?: string;
+  /**
+   * Called once the run is accepted (a resume's checkpoint loaded and restored into the model),
+   * before the trainer writes anything into the run directory; the CLI writes config.json here so a
+   * rejected start leaves the directory as it was.
+   */
+  onAccepted?: (info: { step: number; resumedFrom: number }) => void;
+  /** Called after every completed step with the step count. */
+  onStepDone?: (step: number) => void;
+  /** Keep the best checkpoint by this metric of `evaluate()` in checkpoints/best/ (the model descriptor's `bestMetric`). */
+  bestMetric?: { name: string; mode: 'min' | 'max' };
 }
 
 /** The options of {@link RunLoopOptions} that are set, ready to spread into `train()`'s options. */
@@ -47,5 +61,8 @@ export function loopOptions(o: RunLoopOptions): Pick<TrainOptions, keyof RunLoop
   if (o.stopAfterStep !== undefined) out.stopAfterStep = o.stopAfterStep;
   if (o.handleSignals !== undefined) out.handleSignals = o.handleSignals;
   if (o.timeline !== undefined) out.timeline = o.timeline;
+  if (o.onAccepted !== undefined) out.onAccepted = o.onAccepted;
+  if (o.onStepDone !== undefined) out.onStepDone = o.onStepDone;
+  if (o.bestMetric !== undefined) out.bestMetric = o.bestMetric;
   return out;
 }

@@ -11,13 +11,23 @@ import { broadcastState, checkReplicasInSync, reduceGradients, reduceTick } from
 import type { Logger } from '../util/logger.js';
 import { silentLogger } from '../util/logger.js';
 import { Rng, type RngState } from '../util/random.js';
-import { loadLatestCheckpoint, saveCheckpoint, type CheckpointState, type TensorRecord } from './checkpoint.js';
+import {
+  listCheckpoints,
+  loadLatestCheckpoint,
+  NonFiniteCheckpointError,
+  readBestMetric,
+  saveBestCheckpoint,
+  saveCheckpoint,
+  type CheckpointState,
+  type TensorRecord,
+} from './checkpoint.js';
 import type { LoopConfig } from './config.js';
 import type { Batch, Objective, Phase, StepContext } from './objective.js';
 import { defaultStats, Stats, StatsJsonlWriter, formatStatusLine } from './stats.js';
 import { Timeline } from './timeline.js';
 import { TensorBoardWriter } from './tensorboard.js';
 import { createProgress, type Progress } from './progress.js';
+import { writeRunConfig } from './run-dir.js';
 
 /** Options of {@link train}. */
 export interface TrainOptions {
@@ -37,7 +47,7 @@ export interface TrainOptions {
   logger?: Logger;
   /** Show a progress bar on stderr when it is a TTY. Default true. */
   progress?: boolean;
-  /** JSON written to each checkpoint's meta (the resolved config). */
+  /** The resolved config: written to each checkpoint's meta, and to runDir/config.json once the run is accepted. */
   config?: unknown;
   /** Stop after this step even if loop.steps is larger (for tests of interruption). */
   stopAfterStep?: number;
@@ -45,6 +55,18 @@ export interface TrainOptions {
   handleSignals?: boolean;
   /** Write a Chrome trace of every step's parts to this file (rank r writes `<file>.rank<r>` when r > 0). */
   timeline?: string;
+  /**
+   * Called on every rank once the run is accepted (a resume's checkpoint loaded and restored),
+   * before anything is written into runDir.
+   */
+  onAccepted?: (info: { step: number; resumedFrom: number }) => void;
+  /** Called after every completed step (skipped non-finite ones included) with the step count. */
+  onStepDone?: (step: number) => void;
+  /**
+   * Keep the checkpoint with the best value of this `evaluate()` metric in `runDir/checkpoints/best/`
+   * (outside `keepCheckpoints`); non-finite values and non-finite weights never count.
+   */
+  bestMetric?: { name: string; mode: 'min' | 'max' };
 }
 
 /** How a {@link train} call ended. */
@@ -125,7 +147,10 @@ async function restore(objective: Objective, phases: Phase[], state: CheckpointS
   }
 }
 
-/** Keep only stats.jsonl records up to `step`, so a resumed run neither repeats nor loses a line. */
+/**
+ * Keep only stats.jsonl records up to `step` (none when starting at step 0, whose initial evaluation
+ * runs again), so a resumed or restarted run neither repeats nor loses a line.
+ */
 function truncateStats(runDir: string, step: number): void {
   const path = join(runDir, 'stats.jsonl');
   if (!existsSync(path)) return;
@@ -133,7 +158,7 @@ function truncateStats(runDir: string, step: number): void {
     if (line.trim() === '') return false;
     try {
       const rec = JSON.parse(line) as { step?: number };
-      return typeof rec.step === 'number' && rec.step <= step;
+      return typeof rec.step === 'number' && step > 0 && rec.step <= step;
     } catch {
       return false; // a line torn by a crash
     }
@@ -167,7 +192,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   // Resume: weights, optimiser slots, counters, RNG and data position. Rank 0 reads the checkpoint
   // and hands it to the others (broadcastState below), so only rank 0 needs to see the run directory.
   if (opts.resume) {
-    const found = isChief ? await loadLatestCheckpoint(runDir, { logger: log }) : null;
+    // Strict: checkpoints that exist but none loads is an error listing each, never a restart.
+    const found = isChief ? await loadLatestCheckpoint(runDir, { logger: log, strict: true }) : null;
     const shared = await shareFromRoot(strategy, found ? { dir: found.dir, step: found.state.step, nimg: found.state.nimg, meta: found.state.meta } : null);
     if (shared) {
       const meta = shared.meta as unknown as TrainerMeta;
@@ -182,13 +208,19 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       pipeline.setState(meta.pipeline);
       skippedSteps = meta.skippedSteps;
       resumedFrom = step;
-      if (isChief) truncateStats(runDir, step);
       log.info({ checkpoint: shared.dir, step, nimg }, `resumed from ${shared.dir} at step ${step}`);
     } else {
-      log.info({ runDir }, 'no checkpoint to resume from: starting at step 0');
+      log.info({ runDir }, 'no checkpoint to resume from (the run stopped before its first one): starting at step 0');
     }
   }
   await broadcastState(strategy, objective);
+  // The run is accepted: only from here on does anything get written into runDir, starting with
+  // its config (what --resume reads back).
+  if (isChief && opts.config !== undefined) writeRunConfig(runDir, opts.config);
+  opts.onAccepted?.({ step, resumedFrom });
+  if (isChief) truncateStats(runDir, step);
+  let best = isChief && opts.bestMetric ? await readBestMetric(runDir) : null;
+  if (best && opts.bestMetric && (best.name !== opts.bestMetric.name || best.mode !== opts.bestMetric.mode)) best = null;
 
   const stats = new Stats();
   defaultStats.drain(); // values reported before this run belong to no tick of it
@@ -211,9 +243,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     process.on('SIGTERM', onSignal);
   }
 
-  const checkpoint = async () => {
-    await checkReplicasInSync(strategy, objective);
-    if (!isChief) return;
+  const stateNow = async (): Promise<CheckpointState> => {
     const snap = await snapshot(objective, objective.phases());
     const meta: TrainerMeta = {
       model: objective.name,
@@ -224,8 +254,34 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       config: opts.config,
       ...(objective.getMeta ? { objective: objective.getMeta() } : {}),
     };
-    const dir = await saveCheckpoint(runDir, { step, nimg, tensors: snap.tensors, meta: meta as unknown as Record<string, unknown> }, { keep: loop.keepCheckpoints });
-    log.info({ checkpoint: dir, step }, `checkpoint ${dir}`);
+    return { step, nimg, tensors: snap.tensors, meta: meta as unknown as Record<string, unknown> };
+  };
+  const checkpoint = async () => {
+    await checkReplicasInSync(strategy, objective);
+    if (!isChief) return;
+    try {
+      const dir = await saveCheckpoint(runDir, await stateNow(), { keep: loop.keepCheckpoints });
+      log.info({ checkpoint: dir, step }, `checkpoint ${dir}`);
+    } catch (err) {
+      if (!(err instanceof NonFiniteCheckpointError)) throw err;
+      // Diverged weights are never saved: the good checkpoints stay the newest ones.
+      log.error({ step, tensors: err.tensors }, `${err.message}; the older checkpoints are kept`);
+    }
+  };
+  const keepIfBest = async (metrics: Record<string, number>) => {
+    const want = opts.bestMetric;
+    if (!want) return;
+    const value = metrics[want.name];
+    if (value === undefined || !Number.isFinite(value)) return;
+    if (best && !(want.mode === 'min' ? value < best.value : value > best.value)) return;
+    try {
+      const dir = await saveBestCheckpoint(runDir, await stateNow(), { ...want, value });
+      best = { ...want, value };
+      log.info({ checkpoint: dir, step, [want.name]: value }, `best ${want.name} so far (${value}): ${dir}`);
+    } catch (err) {
+      if (!(err instanceof NonFiniteCheckpointError)) throw err;
+      log.error({ step, tensors: err.tensors }, `${err.message}; best checkpoint kept`);
+    }
   };
   const samples = async () => {
     if (!isChief || !objective.writeSamples) return;
@@ -242,6 +298,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     jsonl?.write({ ...record, time: Date.now() / 1000 });
     tb?.scalars({ ...metrics }, step);
     log.info(record, formatStatusLine({ eval: `step ${step}`, ...metrics }));
+    await keepIfBest(metrics);
   };
 
   let nonFiniteRun = 0;
@@ -332,13 +389,19 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         nonFiniteRun++;
         stats.report('skipped_steps', 1);
         if (nonFiniteRun >= loop.maxNonFinite) {
+          const good = isChief ? await listCheckpoints(runDir) : [];
+          const lastGood = good[good.length - 1];
+          const resume = lastGood !== undefined
+            ? `resume from the last good checkpoint (${lastGood}) with --resume and a lower --lr`
+            : 'no checkpoint was saved before the divergence, so start again with a lower --lr';
           throw new NonFiniteError(`${nonFiniteRun} steps in a row had non-finite losses or gradients (last at step ${step}); ` +
-            `stopping. Lower --lr, check the input data for NaN/Inf, or resume from the last good checkpoint in ${runDir}.`);
+            `stopping. Check the input data for NaN/Inf, and ${resume}.`);
         }
       }
       step++;
       nimg += globalBatch();
       tickSteps++;
+      opts.onStepDone?.(step);
       progress?.update(step);
 
       // Upkeep: status line and stats once per tick, checkpoints and samples on their intervals.

@@ -14,6 +14,8 @@ export const proganModel = defineModel<ProGanTrainConfig>({
   presets: PROGAN_PRESETS,
   optionalKeys: { ...IMAGE_DATA_OPTIONAL_KEYS, 'encoder.runDir': 'string', 'encoder.steps': 'number', 'ema.halfLifeKimg': 'number' },
   validate: validateProGanConfig,
+  // Held-out SWD (x1e3, the ProGAN Laplacian-pyramid version) of the EMA generator: lower is better.
+  bestMetric: { name: 'swd/mean', mode: 'min' },
   flags: [
     ...IMAGE_DATA_FLAGS,
     ...LOOP_FLAGS,

@@ -146,7 +146,9 @@ export async function trainProgan(opts: TrainProganOptions): Promise<ProGanTrain
   const config: ProGanTrainConfig = external === undefined ? opts.config : { ...opts.config, encoder: { ...opts.config.encoder, runDir: resolve(external) } };
   const encoderDir = config.encoder.runDir ?? join(runDir, 'encoder');
   const r = config.progan.maxCornerResolution;
-  if (strategy.rank === 0) {
+  // A resumed run's config.json is rewritten by the trainer only once the resume is accepted (a
+  // rejected one, e.g. another --latent-size, must leave it as it was).
+  if (strategy.rank === 0 && !opts.resume) {
     mkdirSync(runDir, { recursive: true });
     writeRunConfig(runDir, config);
   }

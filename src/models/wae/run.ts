@@ -49,7 +49,9 @@ export async function trainWae(opts: TrainWaeOptions): Promise<TrainResult> {
   const { config, runDir } = opts;
   const log = opts.logger ?? silentLogger();
   const strategy = opts.strategy ?? new OneDeviceStrategy();
-  if (strategy.rank === 0) {
+  // A resumed run's config.json is rewritten by the trainer only once the resume is accepted (a
+  // rejected one, e.g. another --latent-size, must leave it as it was).
+  if (strategy.rank === 0 && !opts.resume) {
     mkdirSync(runDir, { recursive: true });
     writeRunConfig(runDir, config);
   }
