@@ -16,7 +16,7 @@ import type { LoopConfig } from './config.js';
 import type { Batch, Objective, Phase, StepContext } from './objective.js';
 import { defaultStats, Stats, StatsJsonlWriter, formatStatusLine } from './stats.js';
 import { Timeline } from './timeline.js';
-import { TensorBoardWriter } from './tensorboard.js';
+import { flattenHParams, TensorBoardWriter } from './tensorboard.js';
 import { createProgress, type Progress } from './progress.js';
 
 /** Options of {@link train}. */
@@ -194,6 +194,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   defaultStats.drain(); // values reported before this run belong to no tick of it
   const jsonl = isChief ? new StatsJsonlWriter(runDir) : null;
   const tb = isChief ? new TensorBoardWriter(join(runDir, 'tensorboard')) : null;
+  if (tb && opts.config !== undefined) {
+    // The resolved config as text and as hyper-parameters, so runs can be told apart in TensorBoard.
+    tb.text('config', `\`\`\`json\n${JSON.stringify(opts.config, null, 2)}\n\`\`\``, step);
+    tb.hparams(flattenHParams(opts.config), objective.name);
+  }
   const timeline = opts.timeline ? new Timeline(strategy.rank === 0 ? opts.timeline : `${opts.timeline}.rank${strategy.rank}`, strategy.rank) : null;
   // Every rank reports the same names each tick, so the all-reduced arrays line up.
   stats.declare('time/input', 'time/compute', 'time/allreduce', 'time/apply', 'skipped_steps');
@@ -231,6 +236,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (!isChief || !objective.writeSamples) return;
     const path = join(runDir, 'samples', `step-${String(step).padStart(8, '0')}.png`);
     await objective.writeSamples(path);
+    // The same grid in TensorBoard's Images tab, one image per sample tick.
+    if (tb && existsSync(path)) tb.image('samples', readFileSync(path), step);
     log.info({ path, step }, `samples ${path}`);
   };
 
