@@ -37,6 +37,8 @@ export interface TrainRequest {
   logLevel: string;
   /** Chrome trace file of every step's parts. */
   timeline?: string;
+  /** Every statistic in the status line (default: the model's few). */
+  verbose?: boolean;
   /** Local worker processes to launch (`--workers N`); unset: train in this process (alone, or as a rank of a job). */
   workers?: number;
   /** With --workers: restarts of the whole group after a worker failure; default 3. */
@@ -79,6 +81,7 @@ export function trainBuilder<T>(y: Argv<T>, models: ModelList = MODELS) {
     .option('max-restarts', { type: 'number', describe: 'with --workers: group restarts allowed after a worker failure (default 3)' })
     .option('gpus', { type: 'boolean', describe: 'with --workers: one GPU per worker (CUDA_VISIBLE_DEVICES = rank)' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'print the resolved config and exit' })
+    .option('verbose', { type: 'boolean', describe: 'show every statistic in the status line (they all go to stats.jsonl either way)' })
     .option('timeline', { type: 'string', describe: 'write a Chrome trace (chrome://tracing) of every step to this file' })
     .option('log-level', { type: 'string', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error'], describe: 'log level' });
   for (const { flag, owners } of modelFlags(models)) {
@@ -172,6 +175,7 @@ export function toTrainRequest(a: Parsed, models: ModelList = MODELS): TrainRequ
     configFile: a.config,
     logLevel: a['log-level'],
     timeline: a.timeline,
+    verbose: a.verbose,
     flags,
   });
 }

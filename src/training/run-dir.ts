@@ -38,6 +38,10 @@ export interface RunLoopOptions {
   handleSignals?: boolean;
   /** Chrome trace file of every step's parts. Default none. */
   timeline?: string;
+  /** Statistics the status line shows (a model descriptor's `statusMetrics`). Default every `loss/*`. */
+  statusMetrics?: readonly string[];
+  /** Every statistic in the status line. Default false. */
+  verbose?: boolean;
 }
 
 /** The options of {@link RunLoopOptions} that are set, ready to spread into `train()`'s options. */
@@ -47,5 +51,7 @@ export function loopOptions(o: RunLoopOptions): Pick<TrainOptions, keyof RunLoop
   if (o.stopAfterStep !== undefined) out.stopAfterStep = o.stopAfterStep;
   if (o.handleSignals !== undefined) out.handleSignals = o.handleSignals;
   if (o.timeline !== undefined) out.timeline = o.timeline;
+  if (o.statusMetrics !== undefined) out.statusMetrics = o.statusMetrics;
+  if (o.verbose !== undefined) out.verbose = o.verbose;
   return out;
 }

@@ -14,6 +14,7 @@ export const proganModel = defineModel<ProGanTrainConfig>({
   presets: PROGAN_PRESETS,
   optionalKeys: { ...IMAGE_DATA_OPTIONAL_KEYS, 'encoder.runDir': 'string', 'encoder.steps': 'number', 'ema.halfLifeKimg': 'number' },
   validate: validateProGanConfig,
+  statusMetrics: ['loss/d', 'loss/g', 'loss/d_global', 'loss/d_local'],
   flags: [
     ...IMAGE_DATA_FLAGS,
     ...LOOP_FLAGS,
