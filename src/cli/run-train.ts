@@ -1,5 +1,5 @@
 /** The body of `proggan train`, loaded only when a training command actually runs. */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '../backend/index.js';
@@ -58,8 +58,15 @@ export function resolveTrainConfig(req: TrainRequest, runDir: string, models: Mo
 export async function runTrain(req: TrainRequest, models: ModelList = MODELS): Promise<void> {
   const runDir = resolve(req.runDir ?? join('runs', `${req.model}-${timestamp()}`));
   const config = resolveTrainConfig(req, runDir, models) as ModelConfig & { loop: { steps: number } };
+  // A data folder that is not there fails now, not after the backend and the encoder have started.
+  const dataDir = (config as { data?: { dir?: unknown } }).data?.dir;
+  if (typeof dataDir === 'string' && !(existsSync(dataDir) && statSync(dataDir).isDirectory())) {
+    throw new UsageError(`--data ${dataDir}: no such folder (give a folder of training images, or leave --data out for the built-in procedural tiles)`);
+  }
   if (req.dryRun) {
-    process.stdout.write(`${JSON.stringify({ runDir, resume: req.resume, backend: req.backend ?? 'auto', config }, null, 2)}\n`);
+    const plan = findModel(req.model, models).plan?.(config) ?? [];
+    process.stdout.write(`${JSON.stringify({ runDir, resume: req.resume, backend: req.backend ?? 'auto', config, ...(plan.length > 0 ? { plan } : {}) }, null, 2)}\n`);
+    if (plan.length > 0 && process.stderr.isTTY) process.stderr.write(`${plan.join('\n')}\n`);
     return;
   }
   if (!req.resume && (await listCheckpoints(runDir)).length > 0) {

@@ -10,6 +10,7 @@ import { hideBin } from 'yargs/helpers';
 import { BACKEND_NAMES, type BackendRequest } from '../backend/names.js';
 import { findModel, MODELS } from '../models/registry.js';
 import type { ModelConfig, ModelDescriptor, ModelFlag } from '../models/unit.js';
+import { withSuggestions } from './suggest.js';
 import { UsageError } from '../util/errors.js';
 
 /** The models of `proggan train` (the registry, or the list a test passes). */
@@ -180,6 +181,13 @@ export function toTrainRequest(a: Parsed, models: ModelList = MODELS): TrainRequ
   });
 }
 
+/** Every flag `proggan train` knows (long names, without dashes), for did-you-mean hints. */
+export function trainFlagNames(models: ModelList = MODELS): string[] {
+  // yargs keeps its option table behind getOptions(), present at run time but not in @types/yargs.
+  const y = trainBuilder(yargs([]), models) as unknown as { getOptions?: () => { key: Record<string, unknown> } };
+  return Object.keys(y.getOptions?.().key ?? {}).filter((k) => k.length > 1);
+}
+
 /** Parse `proggan train ...` arguments (without the leading `train`) without running anything. */
 export function parseTrainArgs(argv: string[], models: ModelList = MODELS): TrainRequest {
   const y = trainBuilder(
@@ -188,7 +196,7 @@ export function parseTrainArgs(argv: string[], models: ModelList = MODELS): Trai
       .strict()
       .exitProcess(false)
       .fail((msg, err) => {
-        throw err ?? new UsageError(msg);
+        throw err ?? new UsageError(withSuggestions(msg, trainFlagNames(models)));
       }),
     models,
   );

@@ -64,6 +64,11 @@ export interface ModelDescriptor<C extends ModelConfig = ModelConfig> {
    * `['loss/d', 'loss/g']`; `--verbose` shows them all. Default every `loss/*`.
    */
   readonly statusMetrics?: readonly string[];
+  /**
+   * Human lines describing what a run of `config` will do, for `--dry-run` (e.g. the growth
+   * schedule by step). Light: no tfjs. Default none.
+   */
+  plan?(config: C): string[];
   /** The `proggan train` flags this model reads (shared ones such as `--steps` included). */
   readonly flags: readonly ModelFlag[];
   /** Import the heavy part (tfjs, networks, objective). */
