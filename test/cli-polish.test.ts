@@ -1,5 +1,11 @@
-/** CLI polish: did-you-mean for mistyped flags, --dry-run's data check and growth plan. */
+/** CLI polish: did-you-mean for mistyped flags, --dry-run's data check and growth plan, `proggan ls` and `proggan plot`. */
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { describeRun, formatRunInfo } from '../src/cli/info.js';
+import { plotRun, plotSvg } from '../src/cli/plot.js';
+import { pngSize } from '../src/training/tensorboard.js';
 import { parseTrainArgs } from '../src/cli/train.js';
 import { runTrain } from '../src/cli/run-train.js';
 import { editDistance, nearestFlag, withSuggestions } from '../src/cli/suggest.js';
@@ -39,5 +45,47 @@ describe('--dry-run', () => {
       'steps 0-5: corner 4 (images 8x8) stable',
       'the run ends at corner 4, before reaching corner 8: raise --steps to grow further',
     ]);
+  });
+});
+
+describe('proggan ls and proggan plot', () => {
+  /** A run directory as `proggan train progan --preset tiny` leaves it (config, stats, two checkpoints). */
+  function fakeRun(): string {
+    const dir = mkdtempSync(join(tmpdir(), 'proggan-info-'));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(resolveProGanConfig({ preset: 'tiny' })));
+    const lines = [
+      { step: 0, kimg: 0, kind: 'eval', 'swd/mean': 300, 'eval/resolution': 4 },
+      { step: 20, kimg: 0.08, 'loss/d': 4.5, 'loss/g': -0.4, 'img/s': 2 },
+      { step: 20, kimg: 0.08, kind: 'eval', 'swd/mean': 240, 'eval/resolution': 8 },
+    ];
+    writeFileSync(join(dir, 'stats.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    for (const s of ['00000010', '00000020']) {
+      mkdirSync(join(dir, 'checkpoints', `step-${s}`), { recursive: true });
+      writeFileSync(join(dir, 'checkpoints', `step-${s}`, 'manifest.json'), '{}');
+    }
+    return dir;
+  }
+
+  it('ls shows the schedule position, checkpoints with the metrics measured at their step', async () => {
+    const dir = fakeRun();
+    const info = await describeRun(dir);
+    expect(info.model).toBe('progan');
+    expect(info.step).toBe(20);
+    expect(info.checkpoints.map((c) => [c.step, c.metrics['swd/mean']])).toEqual([[10, undefined], [20, 240]]);
+    const text = formatRunInfo(info);
+    expect(text).toContain('step 20/40');
+    expect(text).toMatch(/> steps 8-23: corner 8 .* fade-in/);
+    expect(text).toMatch(/step 20 .* swd\/mean 240/);
+    await expect(describeRun(join(dir, 'nope'))).rejects.toThrow(UsageError);
+  });
+
+  it('plot draws the eval curve as a PNG and names the metrics there are when asked for a missing one', async () => {
+    const dir = fakeRun();
+    const out = join(dir, 'swd.png');
+    expect(await plotRun(dir, out, { metric: 'swd/mean', kind: 'eval' })).toBe(2);
+    expect(pngSize(readFileSync(out))).toEqual({ width: 720, height: 400 });
+    expect(await plotRun(dir, out, { metric: 'loss/d', kind: 'status' })).toBe(1);
+    await expect(plotRun(dir, out, { metric: 'swd/nope', kind: 'eval' })).rejects.toThrow(/it has: .*swd\/mean/);
+    expect(plotSvg([{ step: 1, value: 2 }], { metric: 'a<b', kind: 'any', runDir: '&' })).not.toMatch(/a<b|— &</);
   });
 });

@@ -3,6 +3,8 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { errorMessage, UsageError } from '../util/errors.js';
 import { completeCommand, evaluateCommand, extendCommand, sampleCommand } from './complete.js';
+import { infoCommand } from './info.js';
+import { plotCommand } from './plot.js';
 import { trainCommand, trainFlagNames } from './train.js';
 import { withSuggestions } from './suggest.js';
 
@@ -16,6 +18,8 @@ export async function main(argv: string[]): Promise<void> {
     .command(extendCommand)
     .command(sampleCommand)
     .command(evaluateCommand)
+    .command(infoCommand)
+    .command(plotCommand)
     .demandCommand(1, 'Name a command, e.g. `proggan train wae --preset tiny`.')
     .strict()
     .help()
