@@ -8,6 +8,8 @@ import { plotRun, plotSvg } from '../src/cli/plot.js';
 import { pngSize } from '../src/training/tensorboard.js';
 import { parseTrainArgs } from '../src/cli/train.js';
 import { runTrain } from '../src/cli/run-train.js';
+import { parseEvaluateArgs } from '../src/cli/complete.js';
+import { formatEvaluation } from '../src/cli/run-complete.js';
 import { editDistance, nearestFlag, withSuggestions } from '../src/cli/suggest.js';
 import { growthPlan } from '../src/models/progan/index.js';
 import { resolveProGanConfig } from '../src/models/progan/config.js';
@@ -87,5 +89,19 @@ describe('proggan ls and proggan plot', () => {
     expect(await plotRun(dir, out, { metric: 'loss/d', kind: 'status' })).toBe(1);
     await expect(plotRun(dir, out, { metric: 'swd/nope', kind: 'eval' })).rejects.toThrow(/it has: .*swd\/mean/);
     expect(plotSvg([{ step: 1, value: 2 }], { metric: 'a<b', kind: 'any', runDir: '&' })).not.toMatch(/a<b|— &</);
+  });
+});
+
+describe('proggan evaluate output', () => {
+  it('is a human summary by default and one JSON line with --json', () => {
+    expect(parseEvaluateArgs(['--checkpoint', 'runs/x']).json).toBeUndefined();
+    expect(parseEvaluateArgs(['--checkpoint', 'runs/x', '--json']).json).toBe(true);
+    const text = formatEvaluation({ step: 40, kind: 'evaluate', data: 'procedural', images: 6, resolution: 8, 'swd/mean': 123.45, 'swd/8': 120, 'swd/4': 126.9, 'ms-ssim/generated': 0.2, 'ms-ssim/real': 0.25 }, 'runs/x/stats.jsonl');
+    expect(text.split('\n')).toEqual([
+      'step 40: 6 held-out images (procedural), generated corners 8x8',
+      '  SWD, lower is better:   mean 123.5   8px 120   4px 126.9',
+      '  MS-SSIM, diversity:     generated 0.2   real 0.25   (close values: as varied as the data)',
+      '  appended to runs/x/stats.jsonl (--json for one JSON line)',
+    ]);
   });
 });
