@@ -14,6 +14,7 @@ import { editDistance, nearestFlag, withSuggestions } from '../src/cli/suggest.j
 import { growthPlan } from '../src/models/progan/index.js';
 import { resolveProGanConfig } from '../src/models/progan/config.js';
 import { UsageError } from '../src/util/errors.js';
+import { MODELS } from '../src/models/registry.js';
 
 describe('did you mean', () => {
   it('finds the nearest known flag within two edits, and nothing for a far one', () => {
@@ -103,5 +104,15 @@ describe('proggan evaluate output', () => {
       '  MS-SSIM, diversity:     generated 0.2   real 0.25   (close values: as varied as the data)',
       '  appended to runs/x/stats.jsonl (--json for one JSON line)',
     ]);
+  });
+});
+
+describe('README presets', () => {
+  it('list exactly the presets of every registered model', () => {
+    const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
+    const table = readme.split('<!-- presets: generated from the registry')[1]?.split('\n\n')[0] ?? '';
+    for (const m of MODELS) expect(table, m.name).toContain(`| ${m.name} | ${Object.keys(m.presets).join(', ')} |`);
+    // One row per model, besides the header row: no preset of a model that no longer exists.
+    expect(table.match(/^\| \w+ \|/gm)?.length).toBe(MODELS.length + 1);
   });
 });
