@@ -406,6 +406,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
             kimg: last['kimg'],
             ...shown,
             'img/s': opts.verbose ? undefined : last['img/s'],
+            // Live tensors: a count that grows from tick to tick is a leak (DESIGN: always shown).
+            tensors: opts.verbose ? undefined : last['tensors'],
             eta: { seconds: left },
           }));
         }
