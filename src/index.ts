@@ -31,7 +31,8 @@ export type { TrainWaeOptions, LoadedWae } from './models/wae/run.js';
 export { WaeObjective } from './models/wae/objective.js';
 export { saveCheckpoint, loadLatestCheckpoint, listCheckpoints } from './training/checkpoint.js';
 export type { CheckpointState, TensorRecord } from './training/checkpoint.js';
-export { writeImageGrid } from './training/samples.js';
+export { writeImageGrid, writeRowsGrid, renderImageGrid, renderRowsGrid, writePng } from './training/samples.js';
+export type { GridOptions, ImageGridOptions, RenderedGrid } from './training/samples.js';
 
 export * from './layers/index.js';
 export { ProGanGenerator, ProGanDiscriminator, createGlobalDiscriminator, createLocalDiscriminator, fadeRealImages, proganChannelsAt } from './models/progan/networks.js';
@@ -43,6 +44,7 @@ export { ProGanObjective } from './models/progan/objective.js';
 export { resolveProGanConfig, defaultProGanTrainConfig, PROGAN_PRESETS } from './models/progan/config.js';
 export type { ProGanTrainConfig } from './models/progan/config.js';
 export { trainProgan, loadProgan } from './models/progan/run.js';
+export type { TrainProganOptions, ProGanTrainResult, LoadedProgan } from './models/progan/run.js';
 export * from './completion/index.js';
 export * from './metrics/index.js';
 

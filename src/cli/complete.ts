@@ -65,6 +65,8 @@ export interface EvaluateRequest extends Omit<ModelUseRequest, 'out'> {
   data?: string;
   /** Number of images measured; default 64. */
   n: number;
+  /** Print the result as one JSON line (for machines) instead of a human summary. Default false. */
+  json?: boolean;
 }
 
 /** Add the `proggan evaluate` flags to a yargs instance. */
@@ -73,6 +75,7 @@ export function evaluateBuilder<T>(y: Argv<T>) {
     .option('checkpoint', { type: 'string', demandOption: true, describe: 'run directory of a trained conditional ProGAN (newest good checkpoint)' })
     .option('data', { type: 'string', describe: 'folder of held-out images (default: procedural tiles with a held-out seed)' })
     .option('n', { type: 'number', default: 64, describe: 'number of images to complete and measure' })
+    .option('json', { type: 'boolean', default: false, describe: 'print the result as one JSON line instead of a summary' })
     .option('seed', { type: 'number', default: 0, describe: 'seed of the generator noise' })
     .option('backend', { type: 'string', choices: BACKEND_NAMES, describe: 'tensorflow | native | cpu | auto (default: PROGGAN_BACKEND or auto)' })
     .option('threads', { type: 'number', describe: 'threads for the native backend (default: all cores)' })
@@ -183,6 +186,7 @@ export function toEvaluateRequest(a: EvaluateParsed): EvaluateRequest {
   if (a.data !== undefined) req.data = nonEmpty(a.data, 'data');
   if (a.backend !== undefined) req.backend = a.backend as BackendRequest;
   if (a.threads !== undefined) req.threads = positiveInt(a.threads, 'threads');
+  if (a.json) req.json = true;
   return req;
 }
 

@@ -1,7 +1,7 @@
 /**
- * Where the CLI's log goes: JSON lines on stdout when stdout is a pipe or file (machines read it); when
- * stdout is a terminal, JSON lines into the run directory's log.jsonl and short human lines on stderr
- * above the progress bar (people read those).
+ * Where the CLI's log goes: a run's JSON lines always go to its run directory's log.jsonl; besides,
+ * JSON lines on stdout when stdout is a pipe or file (machines read it), or short human lines on
+ * stderr above the progress bar when stdout is a terminal (people read those).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,8 +29,11 @@ function humanStream(): DestinationStream {
 /** Create the CLI logger for a run directory (or none, e.g. for --dry-run). */
 export function createCliLogger(opts: { level: string; runDir?: string; human?: boolean }): Logger {
   const human = opts.human ?? Boolean(process.stdout.isTTY);
-  if (!human || opts.runDir === undefined) {
-    return pino({ level: opts.level, base: { pid: process.pid } }, pino.destination({ dest: 1, sync: true }));
+  const stdout = pino.destination({ dest: 1, sync: true });
+  if (opts.runDir === undefined) {
+    return human
+      ? pino({ level: opts.level, base: { pid: process.pid } }, pino.multistream([{ level: opts.level as pino.Level, stream: humanStream() }]))
+      : pino({ level: opts.level, base: { pid: process.pid } }, stdout);
   }
   mkdirSync(opts.runDir, { recursive: true });
   const file = pino.destination({ dest: join(opts.runDir, 'log.jsonl'), sync: true, mkdir: true });
@@ -38,7 +41,7 @@ export function createCliLogger(opts: { level: string; runDir?: string; human?: 
     { level: opts.level, base: { pid: process.pid } },
     pino.multistream([
       { level: opts.level as pino.Level, stream: file },
-      { level: 'info', stream: humanStream() },
+      human ? { level: 'info', stream: humanStream() } : { level: opts.level as pino.Level, stream: stdout },
     ]),
   );
 }

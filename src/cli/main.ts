@@ -3,7 +3,10 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { errorMessage, UsageError } from '../util/errors.js';
 import { completeCommand, evaluateCommand, extendCommand, sampleCommand } from './complete.js';
-import { trainCommand } from './train.js';
+import { infoCommand } from './info.js';
+import { plotCommand } from './plot.js';
+import { trainCommand, trainFlagNames } from './train.js';
+import { withSuggestions } from './suggest.js';
 
 /** Run the CLI on `argv` (without node and script). */
 export async function main(argv: string[]): Promise<void> {
@@ -15,6 +18,8 @@ export async function main(argv: string[]): Promise<void> {
     .command(extendCommand)
     .command(sampleCommand)
     .command(evaluateCommand)
+    .command(infoCommand)
+    .command(plotCommand)
     .demandCommand(1, 'Name a command, e.g. `proggan train wae --preset tiny`.')
     .strict()
     .help()
@@ -23,7 +28,10 @@ export async function main(argv: string[]): Promise<void> {
     .epilog('Logs are JSON lines on stdout (pipe through pino-pretty), or log.jsonl in the run directory on a terminal.')
     .fail((msg, err, y) => {
       if (err) throw err;
-      process.stderr.write(`${y.help() ? '' : ''}${msg}\n\nRun \`proggan --help\` for usage.\n`);
+      // Mistyped flags get the nearest known one; the command is the first word that is not a flag.
+      const command = argv.find((a) => !a.startsWith('-')) ?? '';
+      const known = command === 'train' ? trainFlagNames() : [];
+      process.stderr.write(`${y.help() ? '' : ''}${withSuggestions(msg, known)}\n\nRun \`proggan ${command ? `${command} ` : ''}--help\` for usage.\n`);
       process.exit(2);
     })
     .parseAsync();

@@ -23,6 +23,7 @@ import { bytesToUnit, loadImageFolder } from '../data/images.js';
 import { decodeImageFile, reasonOf, UnusableImage, unitToBytes, type MappingSpec } from '../data/raster.js';
 import { syntheticTiles } from '../data/synthetic.js';
 import { writeImageGrid, writeRowsGrid } from '../training/samples.js';
+import { formatNumber } from '../training/stats.js';
 import { UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { hashSeed } from '../util/random.js';
@@ -94,6 +95,18 @@ interface OpenModel {
   step: number;
   /** Release the networks. */
   dispose(): void;
+}
+
+/** The human summary of an `evaluate` record (what `--json` prints as one line). */
+export function formatEvaluation(record: Record<string, unknown>, statsFile: string): string {
+  const n = (k: string): string => (typeof record[k] === 'number' ? formatNumber(record[k] as number) : '?');
+  const levels = Object.keys(record).filter((k) => /^swd\/\d+$/.test(k)).sort((a, b) => Number(b.slice(4)) - Number(a.slice(4)));
+  return [
+    `step ${n('step')}: ${n('images')} held-out images (${String(record['data'])}), generated corners ${n('resolution')}x${n('resolution')}`,
+    `  SWD, lower is better:   mean ${n('swd/mean')}   ${levels.map((k) => `${k.slice(4)}px ${n(k)}`).join('   ')}`,
+    `  MS-SSIM, diversity:     generated ${n('ms-ssim/generated')}   real ${n('ms-ssim/real')}   (close values: as varied as the data)`,
+    `  appended to ${statsFile} (--json for one JSON line)`,
+  ].join('\n');
 }
 
 /** Start the logger and the backend, and open the run directory named by `--checkpoint`. */
@@ -264,8 +277,12 @@ export async function runEvaluate(req: EvaluateRequest): Promise<Record<string, 
       'ms-ssim/real': meanPairwiseMsSsim(real, shape, { pairs, seed: 1 }),
     };
     const record = { step: model.step, kind: 'evaluate', data: req.data ?? 'procedural', ...metrics, time: Date.now() / 1000 };
-    appendFileSync(join(splitCheckpointSpec(resolve(req.checkpoint)).runDir, 'stats.jsonl'), `${JSON.stringify(record)}\n`);
-    process.stdout.write(`${JSON.stringify(record)}\n`);
+    const statsPath = join(splitCheckpointSpec(resolve(req.checkpoint)).runDir, 'stats.jsonl');
+    appendFileSync(statsPath, `${JSON.stringify(record)}
+`);
+    process.stdout.write(req.json ? `${JSON.stringify(record)}
+` : `${formatEvaluation(record, statsPath)}
+`);
     log.info(record, `evaluated step ${model.step} on ${reals.length} images: SWD ${swd.mean.toFixed(1)}, MS-SSIM generated ${metrics['ms-ssim/generated']?.toFixed(3)} vs real ${metrics['ms-ssim/real']?.toFixed(3)}`);
     return metrics;
   } finally {

@@ -1,6 +1,7 @@
 /** The body of `proggan train`, loaded only when a training command actually runs. */
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, type Dirent } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { initBackend } from '../backend/index.js';
 import { listCheckpoints } from '../training/checkpoint.js';
 import { checkConfigLayer } from '../models/check-config.js';
@@ -16,6 +17,19 @@ import type { ModelList, TrainRequest } from './train.js';
 function timestamp(d = new Date()): string {
   const p = (n: number) => String(n).padStart(2, '0');
   return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+/**
+ * The command that continues a run, spelled as it runs from here: `npx proggan` when proggan is an
+ * installed package (this file lies under node_modules), `node <path>/bin/proggan.js` in a clone
+ * (where `proggan` is not on PATH).
+ */
+export function continueCommand(model: string, runDir: string, steps?: number, cliFile: string = fileURLToPath(import.meta.url)): string {
+  const pkgRoot = resolve(dirname(cliFile), '..', '..');
+  const installed = pkgRoot.split(sep).includes('node_modules');
+  const bin = installed ? 'npx proggan' : `node ${relative(process.cwd(), join(pkgRoot, 'bin', 'proggan.js')) || join(pkgRoot, 'bin', 'proggan.js')}`;
+  const quote = (p: string) => (/^[\w@%+=:,./-]+$/.test(p) ? p : `'${p.replace(/'/g, `'\\''`)}'`);
+  return `${bin} train ${model} --run-dir ${quote(runDir)} --resume${steps !== undefined ? ` --steps ${steps}` : ''}`;
 }
 
 /** Resolve the config of a train request (defaults < preset < saved run config < --config < flags). */
@@ -68,8 +82,15 @@ function holdsStats(runDir: string): boolean {
 export async function runTrain(req: TrainRequest, models: ModelList = MODELS): Promise<void> {
   const runDir = resolve(req.runDir ?? join('runs', `${req.model}-${timestamp()}`));
   const config = resolveTrainConfig(req, runDir, models) as ModelConfig & { loop: { steps: number } };
+  // A data folder that is not there fails now, not after the backend and the encoder have started.
+  const dataDir = (config as { data?: { dir?: unknown } }).data?.dir;
+  if (typeof dataDir === 'string' && !(existsSync(dataDir) && statSync(dataDir).isDirectory())) {
+    throw new UsageError(`--data ${dataDir}: no such folder (give a folder of training images, or leave --data out for the built-in procedural tiles)`);
+  }
   if (req.dryRun) {
-    process.stdout.write(`${JSON.stringify({ runDir, resume: req.resume, backend: req.backend ?? 'auto', config }, null, 2)}\n`);
+    const plan = findModel(req.model, models).plan?.(config) ?? [];
+    process.stdout.write(`${JSON.stringify({ runDir, resume: req.resume, backend: req.backend ?? 'auto', config, ...(plan.length > 0 ? { plan } : {}) }, null, 2)}\n`);
+    if (plan.length > 0 && process.stderr.isTTY) process.stderr.write(`${plan.join('\n')}\n`);
     return;
   }
   if (!req.resume && !req.restartFromScratch && (await listCheckpoints(runDir)).length > 0) {
@@ -113,6 +134,8 @@ export async function runTrain(req: TrainRequest, models: ModelList = MODELS): P
       strategy,
       ...(req.timeline ? { timeline: resolve(req.timeline) } : {}),
       ...(unit.bestMetric ? { bestMetric: unit.bestMetric } : {}),
+      ...(unit.statusMetrics ? { statusMetrics: unit.statusMetrics } : {}),
+      ...(req.verbose ? { verbose: true } : {}),
       // The trainer writes config.json (what --resume reads back) only once the resume or the new
       // run is accepted, so a rejected start leaves the old one in place.
       onStepDone: () => {
@@ -135,7 +158,10 @@ export async function runTrain(req: TrainRequest, models: ModelList = MODELS): P
     await closeStrategy(strategy);
   }
   const how = result.stoppedBy === 'signal' ? 'interrupted; checkpoint saved' : 'done';
-  log.info({ ...result, runDir }, `${how}: step ${result.step}/${config.loop.steps}. Samples in ${join(runDir, 'samples')}, ` +
-    `stats in ${join(runDir, 'stats.jsonl')}. Continue with: proggan train ${req.model} --run-dir ${runDir} --resume`);
+  const finished = result.step >= config.loop.steps;
+  // A finished run continues only to a higher --steps; an interrupted one resumes to the same target.
+  const cont = continueCommand(req.model, runDir, finished ? 2 * config.loop.steps : undefined);
+  log.info({ ...result, runDir, continueWith: cont }, `${how}: step ${result.step}/${config.loop.steps}. Samples in ${join(runDir, 'samples')}, ` +
+    `stats in ${join(runDir, 'stats.jsonl')}. ${finished ? 'To train further, raise --steps' : 'Continue with'}: ${cont}`);
   if (result.stoppedBy === 'signal') process.exitCode = 130;
 }

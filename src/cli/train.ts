@@ -10,6 +10,7 @@ import { hideBin } from 'yargs/helpers';
 import { BACKEND_NAMES, type BackendRequest } from '../backend/names.js';
 import { findModel, MODELS } from '../models/registry.js';
 import type { ModelConfig, ModelDescriptor, ModelFlag } from '../models/unit.js';
+import { withSuggestions } from './suggest.js';
 import { UsageError } from '../util/errors.js';
 
 /** The models of `proggan train` (the registry, or the list a test passes). */
@@ -39,6 +40,8 @@ export interface TrainRequest {
   logLevel: string;
   /** Chrome trace file of every step's parts. */
   timeline?: string;
+  /** Every statistic in the status line (default: the model's few). */
+  verbose?: boolean;
   /** Local worker processes to launch (`--workers N`); unset: train in this process (alone, or as a rank of a job). */
   workers?: number;
   /** With --workers: restarts of the whole group after a worker failure; default 3. */
@@ -82,6 +85,7 @@ export function trainBuilder<T>(y: Argv<T>, models: ModelList = MODELS) {
     .option('max-restarts', { type: 'number', describe: 'with --workers: group restarts allowed after a worker failure (default 3)' })
     .option('gpus', { type: 'boolean', describe: 'with --workers: one GPU per worker (CUDA_VISIBLE_DEVICES = rank)' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'print the resolved config and exit' })
+    .option('verbose', { type: 'boolean', describe: 'show every statistic in the status line (they all go to stats.jsonl either way)' })
     .option('timeline', { type: 'string', describe: 'write a Chrome trace (chrome://tracing) of every step to this file' })
     .option('log-level', { type: 'string', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error'], describe: 'log level' });
   for (const { flag, owners } of modelFlags(models)) {
@@ -180,8 +184,16 @@ export function toTrainRequest(a: Parsed, models: ModelList = MODELS): TrainRequ
     configFile: a.config,
     logLevel: a['log-level'],
     timeline: a.timeline,
+    verbose: a.verbose,
     flags,
   });
+}
+
+/** Every flag `proggan train` knows (long names, without dashes), for did-you-mean hints. */
+export function trainFlagNames(models: ModelList = MODELS): string[] {
+  // yargs keeps its option table behind getOptions(), present at run time but not in @types/yargs.
+  const y = trainBuilder(yargs([]), models) as unknown as { getOptions?: () => { key: Record<string, unknown> } };
+  return Object.keys(y.getOptions?.().key ?? {}).filter((k) => k.length > 1);
 }
 
 /** Parse `proggan train ...` arguments (without the leading `train`) without running anything. */
@@ -192,7 +204,7 @@ export function parseTrainArgs(argv: string[], models: ModelList = MODELS): Trai
       .strict()
       .exitProcess(false)
       .fail((msg, err) => {
-        throw err ?? new UsageError(msg);
+        throw err ?? new UsageError(withSuggestions(msg, trainFlagNames(models)));
       }),
     models,
   );

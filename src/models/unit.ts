@@ -59,6 +59,16 @@ export interface ModelDescriptor<C extends ModelConfig = ModelConfig> {
   readonly optionalKeys?: Readonly<Record<string, 'number' | 'string' | 'boolean' | 'number[]'>>;
   /** Range and consistency checks of a merged config; throws a UsageError naming the flag to fix. */
   validate(config: C): void;
+  /**
+   * The few statistics of the default status line (besides step, kimg, img/s and the ETA), e.g.
+   * `['loss/d', 'loss/g']`; `--verbose` shows them all. Default every `loss/*`.
+   */
+  readonly statusMetrics?: readonly string[];
+  /**
+   * Human lines describing what a run of `config` will do, for `--dry-run` (e.g. the growth
+   * schedule by step). Light: no tfjs. Default none.
+   */
+  plan?(config: C): string[];
   /** The `proggan train` flags this model reads (shared ones such as `--steps` included). */
   readonly flags: readonly ModelFlag[];
   /**

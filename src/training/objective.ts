@@ -78,6 +78,12 @@ export interface Objective {
   computeGradients(phase: Phase, batch: Batch, ctx: StepContext): PhaseResult;
   /** Called after each applied step (e.g. EMA updates); synchronous. */
   afterStep?(ctx: StepContext): void;
+  /**
+   * The cost class of step `step` (at `nimg` images shown), for an ETA that knows the schedule: a
+   * progressive GAN names its resolution and phase, with cost ~ pixels per image. Default: every
+   * step costs the same.
+   */
+  stageAt?(step: number, nimg: number): { name: string; cost: number };
   /** Measure the model on held-out data (e.g. SWD); run on rank 0 every `loop.evalEvery` steps. */
   evaluate?(): Promise<Record<string, number>>;
   /** Write a picture of the model's current behaviour (e.g. reconstructions) to a PNG path. */

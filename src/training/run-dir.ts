@@ -52,6 +52,10 @@ export interface RunLoopOptions {
   onStepDone?: (step: number) => void;
   /** Keep the best checkpoint by this metric of `evaluate()` in checkpoints/best/ (the model descriptor's `bestMetric`). */
   bestMetric?: { name: string; mode: 'min' | 'max' };
+  /** Statistics the status line shows (a model descriptor's `statusMetrics`). Default every `loss/*`. */
+  statusMetrics?: readonly string[];
+  /** Every statistic in the status line. Default false. */
+  verbose?: boolean;
 }
 
 /** The options of {@link RunLoopOptions} that are set, ready to spread into `train()`'s options. */
@@ -64,5 +68,7 @@ export function loopOptions(o: RunLoopOptions): Pick<TrainOptions, keyof RunLoop
   if (o.onAccepted !== undefined) out.onAccepted = o.onAccepted;
   if (o.onStepDone !== undefined) out.onStepDone = o.onStepDone;
   if (o.bestMetric !== undefined) out.bestMetric = o.bestMetric;
+  if (o.statusMetrics !== undefined) out.statusMetrics = o.statusMetrics;
+  if (o.verbose !== undefined) out.verbose = o.verbose;
   return out;
 }

@@ -25,8 +25,8 @@ import type { LoopConfig } from './config.js';
 import type { Batch, Objective, Phase, StepContext } from './objective.js';
 import { defaultStats, Stats, StatsJsonlWriter, formatStatusLine } from './stats.js';
 import { Timeline } from './timeline.js';
-import { TensorBoardWriter } from './tensorboard.js';
-import { createProgress, type Progress } from './progress.js';
+import { flattenHParams, TensorBoardWriter } from './tensorboard.js';
+import { createProgress, EtaEstimator, type Progress, type StepStage } from './progress.js';
 import { writeRunConfig } from './run-dir.js';
 
 /** Options of {@link train}. */
@@ -67,6 +67,14 @@ export interface TrainOptions {
    * (outside `keepCheckpoints`); non-finite values and non-finite weights never count.
    */
   bestMetric?: { name: string; mode: 'min' | 'max' };
+  /**
+   * Statistics shown in the status line besides step, kimg, img/s and the ETA (e.g. the model
+   * descriptor's `statusMetrics`); default every `loss/*`. All statistics still go to stats.jsonl,
+   * TensorBoard and the log record.
+   */
+  statusMetrics?: readonly string[];
+  /** Show every statistic in the status line. Default false. */
+  verbose?: boolean;
 }
 
 /** How a {@link train} call ended. */
@@ -226,9 +234,16 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   defaultStats.drain(); // values reported before this run belong to no tick of it
   const jsonl = isChief ? new StatsJsonlWriter(runDir) : null;
   const tb = isChief ? new TensorBoardWriter(join(runDir, 'tensorboard')) : null;
+  if (tb && opts.config !== undefined) {
+    // The resolved config as text and as hyper-parameters, so runs can be told apart in TensorBoard.
+    tb.text('config', `\`\`\`json\n${JSON.stringify(opts.config, null, 2)}\n\`\`\``, step);
+    tb.hparams(flattenHParams(opts.config), objective.name);
+  }
   const timeline = opts.timeline ? new Timeline(strategy.rank === 0 ? opts.timeline : `${opts.timeline}.rank${strategy.rank}`, strategy.rank) : null;
   // Every rank reports the same names each tick, so the all-reduced arrays line up.
-  stats.declare('time/input', 'time/compute', 'time/allreduce', 'time/apply', 'skipped_steps');
+  stats.declare('time/input', 'time/compute', 'time/apply', 'skipped_steps');
+  // One process has nothing to all-reduce: no time/allreduce column of zeros.
+  if (strategy.worldSize > 1) stats.declare('time/allreduce');
   const globalBatch = () => loop.batchSize * strategy.worldSize;
   const target = Math.min(loop.steps, opts.stopAfterStep ?? Infinity);
   const progress: Progress | null = isChief && opts.progress !== false ? createProgress(target, step) : null;
@@ -287,6 +302,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (!isChief || !objective.writeSamples) return;
     const path = join(runDir, 'samples', `step-${String(step).padStart(8, '0')}.png`);
     await objective.writeSamples(path);
+    // The same grid in TensorBoard's Images tab, one image per sample tick.
+    if (tb && existsSync(path)) tb.image('samples', readFileSync(path), step);
     log.info({ path, step }, `samples ${path}`);
   };
 
@@ -301,11 +318,21 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     await keepIfBest(metrics);
   };
 
+  // The ETA prices the remaining schedule stage by stage, measuring each stage's cost as the run goes.
+  const stageAt = (s: number): StepStage => objective.stageAt?.(s, nimg + (s - step) * globalBatch()) ?? { name: 'run', cost: 1 };
+  const eta = new EtaEstimator(stageAt);
+  let tickStage = stageAt(step);
+  const statusKeys = (record: Record<string, number>): string[] => {
+    if (opts.verbose) return Object.keys(record);
+    const chosen = opts.statusMetrics ?? Object.keys(record).filter((k) => k.startsWith('loss/'));
+    return chosen.filter((k) => k in record);
+  };
   let nonFiniteRun = 0;
+  let stageStart = performance.now();
+  let stageSteps = 0;
   let tickStart = performance.now();
   let tickSteps = 0;
   let last: Record<string, number> = {};
-  const runStart = performance.now();
   const startStep = step;
   let stoppedBy: TrainResult['stoppedBy'] = 'steps';
 
@@ -379,7 +406,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       stats.absorb(defaultStats);
       stats.report('time/input', (tCompute - tInput) / 1000);
       stats.report('time/compute', computeMs / 1000);
-      stats.report('time/allreduce', reduceMs / 1000);
+      if (strategy.worldSize > 1) stats.report('time/allreduce', reduceMs / 1000);
       stats.report('time/apply', applyMs / 1000);
       if (stepFinite) {
         nonFiniteRun = 0;
@@ -403,13 +430,22 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       tickSteps++;
       opts.onStepDone?.(step);
       progress?.update(step);
+      // A stage boundary closes the ETA's measurement of the stage just left.
+      const nextStage = step < target ? stageAt(step) : tickStage;
+      const stageChanged = nextStage.name !== tickStage.name;
 
       // Upkeep: status line and stats once per tick, checkpoints and samples on their intervals.
+      stageSteps++;
+      if (stageChanged || step % loop.tickEvery === 0 || step === target) {
+        const now = performance.now();
+        eta.record(tickStage, stageSteps, (now - stageStart) / 1000);
+        tickStage = nextStage;
+        stageSteps = 0;
+        stageStart = now;
+      }
       if (step % loop.tickEvery === 0 || step === target) {
         const now = performance.now();
         const secPerStep = (now - tickStart) / 1000 / Math.max(1, tickSteps);
-        const done = step - startStep;
-        const elapsed = (now - runStart) / 1000;
         const tick = await reduceTick(strategy, stats);
         // A name with no value this tick (reported on another rank, or in earlier ticks only) is left out.
         const means = Object.fromEntries(Object.entries(tick).flatMap(([k, v]) => (k === 'skipped_steps' ? [[k, v.count]] : v.count > 0 ? [[k, v.mean]] : [])));
@@ -425,8 +461,18 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         if (isChief) {
           jsonl?.write({ ...last, time: Date.now() / 1000 });
           tb?.scalars(last, step);
-          const eta = done > 0 ? (elapsed / done) * (target - step) : 0;
-          log.info({ ...last, kind: 'status' }, formatStatusLine({ ...last, step: { of: [step, target] }, eta: { seconds: eta } }));
+          const left = eta.remaining(step, target);
+          const shown: Record<string, number> = {};
+          for (const k of statusKeys(last)) if (k !== 'step' && k !== 'kimg') shown[k] = last[k] as number;
+          log.info({ ...last, eta: left, kind: 'status' }, formatStatusLine({
+            step: { of: [step, target] },
+            kimg: last['kimg'],
+            ...shown,
+            'img/s': opts.verbose ? undefined : last['img/s'],
+            // Live tensors: a count that grows from tick to tick is a leak (DESIGN: always shown).
+            tensors: opts.verbose ? undefined : last['tensors'],
+            eta: { seconds: left },
+          }));
         }
         tickStart = now;
         tickSteps = 0;

@@ -1,6 +1,26 @@
-import { pino, type Logger } from 'pino';
+import { pino } from 'pino';
 
-export type { Logger };
+/** One logging method: a record's fields and a message, or a message alone. */
+export interface LogFn {
+  (fields: object, msg?: string): void;
+  (msg: string): void;
+}
+
+/**
+ * The logger proggan writes to: JSON records at four levels. A pino logger satisfies it, and so
+ * does any object with these methods. Declared here (not re-exported from pino) so the public
+ * types name no transitive dependency.
+ */
+export interface Logger {
+  /** Detail for debugging. */
+  debug: LogFn;
+  /** Progress and results. */
+  info: LogFn;
+  /** Something the user should look at. */
+  warn: LogFn;
+  /** A failure. */
+  error: LogFn;
+}
 
 /** Options of {@link createLogger}. */
 export interface LoggerOptions {

@@ -35,7 +35,8 @@ function run(workers) {
   const r = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${workers} worker(s) failed:\n${r.stderr}\n${r.stdout.slice(-2000)}`);
   const ticks = readFileSync(join(runDir, 'stats.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).slice(1);
-  const mean = (k) => ticks.reduce((s, t) => s + t[k], 0) / ticks.length;
+  // One process records no time/allreduce (nothing to reduce): it counts as 0 here.
+  const mean = (k) => ticks.reduce((s, t) => s + (t[k] ?? 0), 0) / ticks.length;
   return {
     workers, wall: (performance.now() - t0) / 1000, imgPerSec: mean('img/s'),
     split: { input: mean('time/input'), compute: mean('time/compute'), allreduce: mean('time/allreduce'), apply: mean('time/apply') },

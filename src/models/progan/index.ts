@@ -4,7 +4,39 @@
  */
 import { IMAGE_DATA_FLAGS, IMAGE_DATA_OPTIONAL_KEYS, LOOP_FLAGS } from '../../training/config.js';
 import { defineModel } from '../unit.js';
-import { defaultProGanTrainConfig, PROGAN_PRESETS, validateProGanConfig, type ProGanTrainConfig } from './config.js';
+import { defaultProGanTrainConfig, PROGAN_PRESETS, scheduleConfigOf, validateProGanConfig, type ProGanTrainConfig } from './config.js';
+import { schedule } from './schedule.js';
+
+/**
+ * The growth schedule of a run by step (one process; N workers show N times the images per step):
+ * e.g. `steps 0-7: corner 4 stable`, `steps 8-23: corner 8 fade-in`. Long runs are scanned in at
+ * most ~200,000 evenly spaced steps.
+ */
+export function growthPlan(config: ProGanTrainConfig): string[] {
+  const cfg = scheduleConfigOf(config);
+  const { steps, batchSize } = config.loop;
+  const stride = Math.max(1, Math.ceil(steps / 200_000));
+  const lines: string[] = [];
+  let from = 0;
+  let label = '';
+  const push = (to: number) => {
+    if (label !== '') lines.push(`steps ${from}-${to}: ${label}`);
+  };
+  for (let s = 0; s < steps; s += stride) {
+    const st = schedule(s * batchSize, cfg);
+    const l = `corner ${st.resolution} (images ${2 * st.resolution}x${2 * st.resolution}) ${st.phase === 'fade' ? 'fade-in' : 'stable'}`;
+    if (l !== label) {
+      push(s - 1);
+      from = s;
+      label = l;
+    }
+  }
+  push(steps - 1);
+  const final = scheduleConfigOf(config).maxResolution;
+  const last = steps > 0 ? schedule((steps - 1) * batchSize, cfg) : null;
+  if (last && last.resolution < final) lines.push(`the run ends at corner ${last.resolution}, before reaching corner ${final}: raise --steps to grow further`);
+  return lines;
+}
 
 /** The `progan` model unit. */
 export const proganModel = defineModel<ProGanTrainConfig>({
@@ -16,6 +48,8 @@ export const proganModel = defineModel<ProGanTrainConfig>({
   validate: validateProGanConfig,
   // Held-out SWD (x1e3, the ProGAN Laplacian-pyramid version) of the EMA generator: lower is better.
   bestMetric: { name: 'swd/mean', mode: 'min' },
+  plan: (config) => growthPlan(config),
+  statusMetrics: ['loss/d', 'loss/g', 'loss/d_global', 'loss/d_local'],
   flags: [
     ...IMAGE_DATA_FLAGS,
     ...LOOP_FLAGS,

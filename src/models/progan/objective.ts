@@ -186,6 +186,15 @@ export class ProGanObjective implements Objective {
     return (this.opt as { phases: Phase[] }).phases;
   }
 
+  /**
+   * The ETA's cost class of a step: corner side and phase, priced by the pixels of a whole image
+   * (a fade step runs both the new block and the upsampled old one: about 1.25x).
+   */
+  stageAt(_step: number, nimg: number): { name: string; cost: number } {
+    const s = schedule(nimg, this.args.schedule);
+    return { name: `r${s.resolution}/${s.phase}`, cost: 4 * s.resolution * s.resolution * (s.phase === 'fade' ? 1.25 : 1) };
+  }
+
   beginStep(ctx: StepContext): void {
     this.clearCache();
     // Evaluate the schedule once per minibatchRepeats steps (ProGAN's minibatch_repeats).

@@ -14,6 +14,7 @@ export const waeModel = defineModel<WaeTrainConfig>({
   presets: WAE_PRESETS,
   optionalKeys: { ...IMAGE_DATA_OPTIONAL_KEYS, 'wae.filters': 'number[]', 'wae.batchNorm': 'boolean' },
   validate: validateWaeConfig,
+  statusMetrics: ['loss/rec', 'loss/mmd'],
   flags: [
     ...IMAGE_DATA_FLAGS,
     ...LOOP_FLAGS,
