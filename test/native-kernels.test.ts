@@ -419,6 +419,8 @@ describe.skipIf(!status.available)('native kernels vs cpu', () => {
         return [tf.sum(t, axis), tf.mean(t, axis, true), tf.max(t, axis), tf.min(t, axis)];
       });
     }
+    // Many short middle-axis reductions, threaded (the gradient of UpSampling3D's broadcast).
+    compare([arg(rng, [2000, 6, 3])], (a) => [tf.sum(a as tf.Tensor, 1), tf.mean(a as tf.Tensor, 1, true)]);
     // A long reduction (batch-norm moments of a 64x64x8 map) still matches to 1e-4.
     compare([arg(rng, [8, 64, 64, 8])], (a) => {
       const m = tf.moments(a as tf.Tensor, [0, 1, 2]);

@@ -244,8 +244,29 @@ void ReduceOp(const Napi::CallbackInfo& info) {
       }
       return;
     }
-    // Rows of `inner` values are added into per-thread double accumulators, then combined.
     const int nt = ThreadsFor(total);
+    if (outer >= 4 * static_cast<int64_t>(nt)) {
+      // Many independent outputs (e.g. the gradient of a broadcast along a middle axis: outer in
+      // the hundred thousands, reduced and inner small): one thread per block of outer rows.
+#pragma omp parallel num_threads(nt)
+      {
+        std::vector<double> a(static_cast<size_t>(inner));
+#pragma omp for schedule(static)
+        for (int64_t o = 0; o < outer; ++o) {
+          std::fill(a.begin(), a.end(), 0.0);
+          const float* p0 = x + o * reduced * inner;
+          for (int64_t j = 0; j < reduced; ++j) {
+            const float* p = p0 + j * inner;
+            for (int64_t i = 0; i < inner; ++i) a[i] += p[i];
+          }
+          float* po = out + o * inner;
+          for (int64_t i = 0; i < inner; ++i) po[i] = static_cast<float>(a[i] * scale);
+        }
+      }
+      return;
+    }
+    // Few outputs: rows of `inner` values are added into per-thread double accumulators, then combined.
+
     std::vector<double> acc(static_cast<size_t>(nt) * inner);
     for (int64_t o = 0; o < outer; ++o) {
       std::fill(acc.begin(), acc.end(), 0.0);
