@@ -419,6 +419,8 @@ describe.skipIf(!status.available)('native kernels vs cpu', () => {
         return [tf.sum(t, axis), tf.mean(t, axis, true), tf.max(t, axis), tf.min(t, axis)];
       });
     }
+    // Many short middle-axis reductions, threaded (the gradient of UpSampling3D's broadcast).
+    compare([arg(rng, [2000, 6, 3])], (a) => [tf.sum(a as tf.Tensor, 1), tf.mean(a as tf.Tensor, 1, true)]);
     // A long reduction (batch-norm moments of a 64x64x8 map) still matches to 1e-4.
     compare([arg(rng, [8, 64, 64, 8])], (a) => {
       const m = tf.moments(a as tf.Tensor, [0, 1, 2]);
@@ -451,6 +453,60 @@ describe.skipIf(!status.available)('native kernels vs cpu', () => {
       };
       const g = tf.grads((t: tf.Tensor, q: tf.Tensor, r: tf.Tensor) => weightedSum(f(t, q, r), 8))([a as tf.Tensor, o as tf.Tensor, sc as tf.Tensor]);
       return [f(a as tf.Tensor, o as tf.Tensor, sc as tf.Tensor), ...g];
+    });
+  });
+
+  it('pad and strided slice on random rank-1..6 shapes, and their gradients (ZeroPadding3D)', () => {
+    for (let trial = 0; trial < 12; ++trial) {
+      const rank = 1 + rng.int(6);
+      const shape = Array.from({ length: rank }, () => 1 + rng.int(5));
+      const paddings = shape.map(() => [rng.int(3), rng.int(3)] as [number, number]);
+      const value = trial % 3 === 0 ? 0.5 : 0;
+      // A slice that is neither the whole tensor nor (usually) contiguous.
+      const begin = shape.map((d) => rng.int(d));
+      const size = shape.map((d, i) => 1 + rng.int(d - (begin[i] ?? 0)));
+      compare([arg(rng, shape)], (a) => {
+        const t = a as tf.Tensor;
+        const padG = tf.grad((u: tf.Tensor) => weightedSum(tf.pad(u, paddings, value), 20 + trial))(t);
+        const sliceG = tf.grad((u: tf.Tensor) => weightedSum(tf.slice(u, begin, size), 40 + trial))(t);
+        return [tf.pad(t, paddings, value), tf.slice(t, begin, size), padG, sliceG];
+      });
+    }
+    // The 3DGAN's depth padding of [N, X, Y, Z, C] (whole trailing dims merged) and its gradient.
+    const x5 = arg(rng, [2, 4, 3, 5, 3]);
+    compare([x5], (a) => {
+      const t = a as tf.Tensor;
+      const p: Array<[number, number]> = [[0, 0], [0, 0], [0, 0], [1, 1], [0, 0]];
+      return [tf.pad(t, p), tf.grad((u: tf.Tensor) => weightedSum(tf.pad(u, p), 60))(t)];
+    });
+    // Zero-size pieces: an empty slice and padding of an empty tensor.
+    compare([arg(rng, [3, 4])], (a) => [tf.slice(a as tf.Tensor, [1, 1], [0, 2]), tf.pad(tf.slice(a as tf.Tensor, [0, 0], [0, 4]), [[1, 1], [0, 0]], 2)]);
+    nativeKernelCounts(true);
+    tf.setBackend('native');
+    tf.tidy(() => tf.slice(tf.pad(tf.ones([2, 3, 4]), [[0, 0], [1, 2], [0, 1]]), [0, 1, 1], [2, 2, 3]));
+    const c = nativeKernelCounts(true);
+    expect(c['PadV2']).toEqual({ native: 1, fallback: 0 });
+    expect(c['Slice']).toEqual({ native: 1, fallback: 0 });
+  });
+
+  it('step, floor and pow (with the gradients that use them)', () => {
+    const x = arg(rng, [3, 5, 4, 2]);
+    const pos = arg(rng, [3, 5, 4, 2], true);
+    compare([x], (a) => {
+      const t = tf.mul(a as tf.Tensor, 3);
+      return [tf.step(t), tf.step(t, 0.3), tf.floor(t), tf.grad((u: tf.Tensor) => weightedSum(tf.relu(u), 70))(t)];
+    });
+    for (const [sa, sb] of [[[3, 5, 4, 2], []], [[3, 5, 4, 2], [2]], [[3, 5, 4, 2], [3, 5, 4, 2]]] as Array<[number[], number[]]>) {
+      compare([pos, arg(rng, sb)], (a, b) => {
+        const base = tf.reshape(a as tf.Tensor, sa);
+        const g = tf.grads((u: tf.Tensor, v: tf.Tensor) => weightedSum(tf.pow(u, v), 80))([base, b as tf.Tensor]);
+        return [tf.pow(base, b as tf.Tensor), ...g];
+      });
+    }
+    // The 3DGAN's undoPower: relu then x^(1/0.85), forward and gradient.
+    compare([x], (a) => {
+      const f = (u: tf.Tensor): tf.Tensor => tf.pow(tf.relu(u), 1 / 0.85);
+      return [f(a as tf.Tensor), tf.grad((u: tf.Tensor) => weightedSum(f(u), 90))(a as tf.Tensor)];
     });
   });
 

@@ -76,6 +76,10 @@ export interface NativeAddon {
     scaleMode: number,
   ): void;
   tile(x: Float32Array, out: Float32Array, dims: Int32Array, reps: Int32Array): void;
+  /** Constant padding: `out` (dims `outDims`) = `value`, with x (dims `xDims`) copied in at `before`. */
+  pad(x: Float32Array, out: Float32Array, xDims: Int32Array, before: Int32Array, outDims: Int32Array, value: number): void;
+  /** Strided slice into a contiguous `out`: x (dims `xDims`)[begin : begin + size]. */
+  slice(x: Float32Array, out: Float32Array, xDims: Int32Array, begin: Int32Array, size: Int32Array): void;
   resizeNearest(grad: boolean, src: Float32Array, dst: Float32Array, p: Int32Array, rowMap: Int32Array, colMap: Int32Array): void;
   setThreads(n: number): void;
   getThreads(): number;
@@ -852,6 +856,8 @@ function nativeKernels(addon: NativeAddon): Map<string, NativeKernel> {
     [tf.Elu, UNARY_OPS.Elu],
     [tf.Relu6, UNARY_OPS.Relu6],
     [tf.Reciprocal, UNARY_OPS.Reciprocal],
+    [tf.Step, UNARY_OPS.Step],
+    [tf.Floor, UNARY_OPS.Floor],
   ];
   for (const [name, code] of unaryCodes) {
     k.set(name, ({ x }, backend, attrs) => {
@@ -872,6 +878,7 @@ function nativeKernels(addon: NativeAddon): Map<string, NativeKernel> {
     [tf.Maximum, BINARY_OPS.Max],
     [tf.Minimum, BINARY_OPS.Min],
     [tf.SquaredDifference, BINARY_OPS.SqDiff],
+    [tf.Pow, BINARY_OPS.Pow],
     [tf.Greater, BINARY_OPS.Greater],
     [tf.GreaterEqual, BINARY_OPS.GreaterEqual],
     [tf.Less, BINARY_OPS.Less],
@@ -958,6 +965,40 @@ function nativeKernels(addon: NativeAddon): Map<string, NativeKernel> {
     return out.info;
   });
 
+  // Constant padding (ZeroPadding3D and the gradient of slices) and strided slices (the gradient of
+  // padding); the cpu kernels walk these element by element in JS.
+  k.set(tf.PadV2, ({ x }, backend, attrs) => {
+    const xv = f32(backend, x);
+    const paddings = attrs['paddings'] as Array<[number, number]>;
+    if (xv === null || x === undefined || x.shape.length === 0 || paddings.length !== x.shape.length) return null;
+    const outShape = x.shape.map((d, i) => d + (paddings[i]?.[0] ?? 0) + (paddings[i]?.[1] ?? 0));
+    const out = output(backend, outShape);
+    if (out.values.length === 0) return out.info;
+    const value = (attrs['constantValue'] as number | undefined) ?? 0;
+    if (xv.length === 0) {
+      out.values.fill(value);
+      return out.info;
+    }
+    const m = mergeWholeTrailingDims(x.shape, paddings.map((p) => p[0]), outShape);
+    addon.pad(xv, out.values, m.inner, m.at, m.outer, value);
+    return out.info;
+  });
+
+  k.set(tf.Slice, ({ x }, backend, attrs) => {
+    const xv = f32(backend, x);
+    if (xv === null || x === undefined || x.shape.length === 0) return null;
+    const [begin, size] = tf.slice_util.parseSliceParams(x, attrs['begin'] as number | number[], attrs['size'] as number | number[]);
+    if (begin === undefined || size === undefined) return null;
+    tf.slice_util.assertParamsValid(x, begin, size);
+    // A contiguous slice is a view in the cpu kernel (no copy): keep that.
+    if (tf.slice_util.isSliceContinous(x.shape, begin, size)) return null;
+    const out = output(backend, size);
+    if (out.values.length === 0) return out.info;
+    const m = mergeWholeTrailingDims(size, begin, x.shape);
+    addon.slice(xv, out.values, m.outer, m.at, m.inner);
+    return out.info;
+  });
+
   k.set(tf.FusedBatchNorm, ({ x, mean, variance, offset, scale }, backend, attrs) => {
     const xv = f32(backend, x);
     const mv = f32(backend, mean);
@@ -1028,6 +1069,27 @@ function nativeKernels(addon: NativeAddon): Map<string, NativeKernel> {
 }
 
 /** Broadcast of two shapes as at most 6 collapsed dims with element strides (0 = broadcast). */
+/**
+ * A box `inner` (placed at `at`) inside a tensor `outer`, with trailing dims that the box covers
+ * whole merged into the dim before them, so the addon copies long rows: e.g. a pad of the depth of
+ * [N, X, Y, Z, C] copies rows of Z * C values instead of C.
+ */
+function mergeWholeTrailingDims(inner: readonly number[], at: readonly number[], outer: readonly number[]): { inner: Int32Array; at: Int32Array; outer: Int32Array } {
+  const i = [...inner];
+  const a = [...at];
+  const o = [...outer];
+  while (i.length > 1 && i[i.length - 1] === o[o.length - 1] && a[a.length - 1] === 0) {
+    const d = i.pop() ?? 1;
+    a.pop();
+    o.pop();
+    const last = i.length - 1;
+    i[last] = (i[last] ?? 1) * d;
+    a[last] = (a[last] ?? 0) * d;
+    o[last] = (o[last] ?? 1) * d;
+  }
+  return { inner: Int32Array.from(i), at: Int32Array.from(a), outer: Int32Array.from(o) };
+}
+
 function broadcastGeometry(
   aShape: number[],
   bShape: number[],

@@ -8,12 +8,12 @@
 /** `enum Unary` of elementwise.cc: the code of each unary kernel. */
 export const UNARY_OPS = {
   Relu: 0, LeakyRelu: 1, Square: 2, Sqrt: 3, Rsqrt: 4, Neg: 5, Exp: 6, Log: 7,
-  Abs: 8, Tanh: 9, Sigmoid: 10, Elu: 11, Relu6: 12, Reciprocal: 13,
+  Abs: 8, Tanh: 9, Sigmoid: 10, Elu: 11, Relu6: 12, Reciprocal: 13, Step: 14, Floor: 15,
 } as const;
 
-/** `enum Binary` of elementwise.cc: arithmetic (0-6) and comparisons (16-21). */
+/** `enum Binary` of elementwise.cc: arithmetic (0-7) and comparisons (16-21). */
 export const BINARY_OPS = {
-  Add: 0, Sub: 1, Mul: 2, Div: 3, Max: 4, Min: 5, SqDiff: 6,
+  Add: 0, Sub: 1, Mul: 2, Div: 3, Max: 4, Min: 5, SqDiff: 6, Pow: 7,
   Greater: 16, GreaterEqual: 17, Less: 18, LessEqual: 19, Equal: 20, NotEqual: 21,
 } as const;
 

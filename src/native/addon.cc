@@ -250,6 +250,16 @@ ConvSlot& GetConv(const Key& p) {
       }
     }
   }
+  // oneDNN's reference kernels ("ref:any") are scalar loops, often 10-100x slower than its jit
+  // kernels (3D convolutions in plain layouts get them): never time one when a jit candidate exists.
+  auto is_ref = [](const ConvEntry& e) { return e.impl.rfind("ref", 0) == 0; };
+  bool any_fast = false;
+  for (int v = 0; v < kConvVariants; ++v) {
+    if (slot.cand[v] && !is_ref(*slot.cand[v])) any_fast = true;
+  }
+  for (int v = 0; v < kConvVariants; ++v) {
+    if (any_fast && slot.cand[v] && is_ref(*slot.cand[v])) slot.cand[v].reset();
+  }
   int alive = 0, last = -1;
   for (int v = 0; v < kConvVariants; ++v) {
     if (slot.cand[v]) ++alive, last = v;
@@ -309,13 +319,17 @@ void Conv(const Napi::CallbackInfo& info) {
   float* out = F32(info[4]);
   ConvSlot& slot = GetConv(p);
   if (slot.chosen < 0) {
-    // Time the candidates twice, alternating (the machine may be shared), keep the fastest.
+    // Time the candidates twice, alternating (the machine may be shared), keep the fastest; a
+    // candidate already 1.5x slower than the best in the first round is not timed again.
     double best[kConvVariants];
     std::fill(best, best + kConvVariants, 1e300);
     int last = -1;
     for (int round = 0; round < 2; ++round) {
+      const double best_so_far = *std::min_element(best, best + kConvVariants);
       for (int v = 0; v < kConvVariants; ++v) {
         if (!slot.cand[v]) continue;
+        // The second round only re-times candidates that may still win (first time within 1.5x).
+        if (round == 1 && best[v] > 1.5 * best_so_far) continue;
         const double t0 = NowMs();
         RunConv(*slot.cand[v], a, b, bias, out);
         best[v] = std::min(best[v], NowMs() - t0);

@@ -51,7 +51,7 @@ double Num(const Napi::Value& v) { return v.As<Napi::Number>().DoubleValue(); }
 
 enum Unary {
   kRelu = 0, kLeakyRelu = 1, kSquare = 2, kSqrt = 3, kRsqrt = 4, kNeg = 5, kExp = 6, kLog = 7,
-  kAbs = 8, kTanh = 9, kSigmoid = 10, kElu = 11, kRelu6 = 12, kReciprocal = 13
+  kAbs = 8, kTanh = 9, kSigmoid = 10, kElu = 11, kRelu6 = 12, kReciprocal = 13, kStep = 14, kFloor = 15
 };
 
 template <typename F>
@@ -82,6 +82,9 @@ void UnaryOp(const Napi::CallbackInfo& info) {
     case kElu: Map(x, y, n, [](float v) { return v >= 0.f ? v : std::exp(v) - 1.f; }); break;
     case kRelu6: Map(x, y, n, [](float v) { return std::min(std::max(v, 0.f), 6.f); }); break;
     case kReciprocal: Map(x, y, n, [](float v) { return 1.f / v; }); break;
+    // tfjs Step: 1 above zero, alpha elsewhere, NaN stays NaN.
+    case kStep: Map(x, y, n, [a](float v) { return std::isnan(v) ? v : v > 0.f ? 1.f : a; }); break;
+    case kFloor: Map(x, y, n, [](float v) { return std::floor(v); }); break;
     default: throw Napi::Error::New(info.Env(), "unknown unary op");
   }
 }
@@ -91,7 +94,7 @@ void UnaryOp(const Napi::CallbackInfo& info) {
 // strides (0 along broadcast dims). The last dim is the contiguous inner loop.
 
 enum Binary {
-  kAdd = 0, kSub = 1, kMul = 2, kDiv = 3, kMax = 4, kMin = 5, kSqDiff = 6,
+  kAdd = 0, kSub = 1, kMul = 2, kDiv = 3, kMax = 4, kMin = 5, kSqDiff = 6, kPow = 7,
   kGreater = 16, kGreaterEqual = 17, kLess = 18, kLessEqual = 19, kEqual = 20, kNotEqual = 21
 };
 
@@ -169,6 +172,7 @@ void BinaryOp(const Napi::CallbackInfo& info) {
       case kMax: BinaryLoop(g, a, b, o, [](float x, float y) { return std::isnan(x) || x > y ? x : y; }); break;
       case kMin: BinaryLoop(g, a, b, o, [](float x, float y) { return std::isnan(x) || x < y ? x : y; }); break;
       case kSqDiff: BinaryLoop(g, a, b, o, [](float x, float y) { return (x - y) * (x - y); }); break;
+      case kPow: BinaryLoop(g, a, b, o, [](float x, float y) { return std::pow(x, y); }); break;
       default: throw Napi::Error::New(info.Env(), "unknown binary op");
     }
   } else {
@@ -240,8 +244,29 @@ void ReduceOp(const Napi::CallbackInfo& info) {
       }
       return;
     }
-    // Rows of `inner` values are added into per-thread double accumulators, then combined.
     const int nt = ThreadsFor(total);
+    if (outer >= 4 * static_cast<int64_t>(nt)) {
+      // Many independent outputs (e.g. the gradient of a broadcast along a middle axis: outer in
+      // the hundred thousands, reduced and inner small): one thread per block of outer rows.
+#pragma omp parallel num_threads(nt)
+      {
+        std::vector<double> a(static_cast<size_t>(inner));
+#pragma omp for schedule(static)
+        for (int64_t o = 0; o < outer; ++o) {
+          std::fill(a.begin(), a.end(), 0.0);
+          const float* p0 = x + o * reduced * inner;
+          for (int64_t j = 0; j < reduced; ++j) {
+            const float* p = p0 + j * inner;
+            for (int64_t i = 0; i < inner; ++i) a[i] += p[i];
+          }
+          float* po = out + o * inner;
+          for (int64_t i = 0; i < inner; ++i) po[i] = static_cast<float>(a[i] * scale);
+        }
+      }
+      return;
+    }
+    // Few outputs: rows of `inner` values are added into per-thread double accumulators, then combined.
+
     std::vector<double> acc(static_cast<size_t>(nt) * inner);
     for (int64_t o = 0; o < outer; ++o) {
       std::fill(acc.begin(), acc.end(), 0.0);
@@ -357,6 +382,75 @@ void TileOp(const Napi::CallbackInfo& info) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Constant padding and strided slices: both copy rows of the innermost dim between a tensor and a
+// box inside a larger one. native.ts merges trailing dims that are taken whole, so rows are long.
+
+// Offset in the big tensor (dims `big`, row-major) of row `row` of the box (dims `box`, placed at
+// `at`), the row being along the last dim.
+inline int64_t BoxRowOffset(int64_t row, const std::vector<int64_t>& box, const std::vector<int64_t>& at,
+                            const std::vector<int64_t>& big_strides) {
+  const int r = static_cast<int>(box.size());
+  int64_t rem = row, off = at[r - 1];
+  for (int d = r - 2; d >= 0; --d) {
+    const int64_t idx = rem % box[d];
+    rem /= box[d];
+    off += (idx + at[d]) * big_strides[d];
+  }
+  return off;
+}
+
+std::vector<int64_t> StridesOf(const std::vector<int64_t>& dims) {
+  std::vector<int64_t> s(dims.size(), 1);
+  for (int d = static_cast<int>(dims.size()) - 2; d >= 0; --d) s[d] = s[d + 1] * dims[d + 1];
+  return s;
+}
+
+// pad(x, out, xDims, before, outDims, value): out = value everywhere, x copied in at `before`.
+void PadOp(const Napi::CallbackInfo& info) {
+  const float* x = F32(info[0]);
+  float* out = F32(info[1]);
+  const auto xd = Ints(info[2]);
+  const auto before = Ints(info[3]);
+  const auto od = Ints(info[4]);
+  const float value = static_cast<float>(Num(info[5]));
+  const int r = static_cast<int>(xd.size());
+  if (r == 0 || before.size() != xd.size() || od.size() != xd.size()) throw Napi::RangeError::New(info.Env(), "pad: bad dims");
+  const int64_t n_out = Length(info[1]);
+  const auto os = StridesOf(od);
+  const int64_t row_len = xd[r - 1];
+  int64_t rows = 1;
+  for (int d = 0; d < r - 1; ++d) rows *= xd[d];
+#pragma omp parallel num_threads(ThreadsFor(n_out))
+  {
+#pragma omp for simd schedule(static)
+    for (int64_t i = 0; i < n_out; ++i) out[i] = value;
+#pragma omp for schedule(static)
+    for (int64_t row = 0; row < rows; ++row) {
+      std::memcpy(out + BoxRowOffset(row, xd, before, os), x + row * row_len, static_cast<size_t>(row_len) * sizeof(float));
+    }
+  }
+}
+
+// slice(x, out, xDims, begin, size): out = x[begin : begin + size] (out contiguous).
+void SliceOp(const Napi::CallbackInfo& info) {
+  const float* x = F32(info[0]);
+  float* out = F32(info[1]);
+  const auto xd = Ints(info[2]);
+  const auto begin = Ints(info[3]);
+  const auto size = Ints(info[4]);
+  const int r = static_cast<int>(xd.size());
+  if (r == 0 || begin.size() != xd.size() || size.size() != xd.size()) throw Napi::RangeError::New(info.Env(), "slice: bad dims");
+  const auto xs = StridesOf(xd);
+  const int64_t row_len = size[r - 1];
+  int64_t rows = 1;
+  for (int d = 0; d < r - 1; ++d) rows *= size[d];
+#pragma omp parallel for num_threads(ThreadsFor(rows * row_len)) schedule(static)
+  for (int64_t row = 0; row < rows; ++row) {
+    std::memcpy(out + row * row_len, x + BoxRowOffset(row, size, begin, xs), static_cast<size_t>(row_len) * sizeof(float));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Nearest-neighbour resize of NHWC images with precomputed source maps rowMap[newH],
 // colMap[newW]. Forward gathers; the gradient scatters dy back (exact adjoint of the forward).
 // p = [N, H, W, C, newH, newW].
@@ -420,6 +514,8 @@ void RegisterElementwise(Napi::Env env, Napi::Object exports) {
   exports.Set("reduce", Napi::Function::New(env, Wrap<ReduceOp>));
   exports.Set("batchNorm", Napi::Function::New(env, Wrap<BatchNormOp>));
   exports.Set("tile", Napi::Function::New(env, Wrap<TileOp>));
+  exports.Set("pad", Napi::Function::New(env, Wrap<PadOp>));
+  exports.Set("slice", Napi::Function::New(env, Wrap<SliceOp>));
   exports.Set("resizeNearest", Napi::Function::New(env, Wrap<ResizeNearestOp>));
 }
 
