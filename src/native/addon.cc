@@ -51,7 +51,8 @@ dnnl::stream& Stream() {
 // Layout policy for convolutions: 0, 1 or 2 forces that candidate (see kConvVariants below),
 // 3 = auto: build every candidate and keep whichever runs fastest on the first call with real
 // data (weights change every step, so their reorder is part of every call and of the timing);
-// 4 = fixed: the first candidate oneDNN implements in the order 1, 0, 2, chosen without timing.
+// 4 = fixed: the first candidate oneDNN implements with a jit kernel in the order 1, 0, 2 (a
+// reference kernel only if none has one), chosen without timing.
 // The candidates sum in different orders, so "auto" makes results depend on which one happened to
 // be faster in this process (a loaded machine changes that); "fixed" is what bitwise-repeatable
 // runs use.
@@ -223,15 +224,30 @@ ConvSlot& GetConv(const Key& p) {
   ConvSlot slot;
   std::string first_error;
   if (g_weights_policy == 4) {
+    // The first jit candidate in the order 1, 0, 2 (a reference "ref:any" kernel only when no
+    // candidate has a jit one): chosen from the implementations alone, never by timing.
+    int ref_choice = -1;
     for (int v : {1, 0, 2}) {
+      std::unique_ptr<ConvEntry> e;
       try {
-        slot.cand[v] = MakeConv(p, v);
-        slot.chosen = v;
-        break;
+        e = MakeConv(p, v);
       } catch (const dnnl::error& err) {
         if (first_error.empty()) first_error = err.what();
+        continue;
       }
+      if (e->impl.rfind("ref", 0) == 0) {
+        if (ref_choice < 0) {
+          slot.cand[v] = std::move(e);
+          ref_choice = v;
+        }
+        continue;
+      }
+      if (ref_choice >= 0) slot.cand[ref_choice].reset();
+      slot.cand[v] = std::move(e);
+      slot.chosen = v;
+      break;
     }
+    if (slot.chosen < 0) slot.chosen = ref_choice;
     if (slot.chosen < 0) throw dnnl::error(dnnl_unimplemented, first_error.c_str());
     return g_conv_cache.emplace(p, std::move(slot)).first->second;
   }
