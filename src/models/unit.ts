@@ -61,6 +61,12 @@ export interface ModelDescriptor<C extends ModelConfig = ModelConfig> {
   validate(config: C): void;
   /** The `proggan train` flags this model reads (shared ones such as `--steps` included). */
   readonly flags: readonly ModelFlag[];
+  /**
+   * The metric of the objective's `evaluate()` that picks the best-by-metric checkpoint kept in
+   * `checkpoints/best/` (outside `--keep`), and whether lower or higher is better. Unset: no best
+   * checkpoint is kept.
+   */
+  readonly bestMetric?: { name: string; mode: 'min' | 'max' };
   /** Import the heavy part (tfjs, networks, objective). */
   load(): Promise<ModelRuntime<C>>;
 }
