@@ -3,6 +3,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { errorMessage, UsageError } from '../util/errors.js';
 import { completeCommand, evaluateCommand, extendCommand, sampleCommand } from './complete.js';
+import { generateCommand, showersCommand, validateCommand } from './gan3d.js';
 import { trainCommand } from './train.js';
 
 /** Run the CLI on `argv` (without node and script). */
@@ -15,6 +16,9 @@ export async function main(argv: string[]): Promise<void> {
     .command(extendCommand)
     .command(sampleCommand)
     .command(evaluateCommand)
+    .command(showersCommand)
+    .command(validateCommand)
+    .command(generateCommand)
     .demandCommand(1, 'Name a command, e.g. `proggan train wae --preset tiny`.')
     .strict()
     .help()
