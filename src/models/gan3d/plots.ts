@@ -33,7 +33,7 @@ export async function writePhysicsPlots(prefix: string, cmp: PhysicsComparison, 
   const ep = used.map((i) => cmp.mc[i]?.meanEnergy ?? 0);
   const charts: Record<(typeof PHYSICS_PLOTS)[number], Parameters<typeof writeLineChart>[1]> = {
     'sampling-fraction': {
-      title: `${title}: sampling fraction vs Ep`, xLabel: 'Ep (GeV)', yLabel: 'ECAL sum / Ep',
+      title: `${title}: sampling fraction vs Ep`, xLabel: 'Ep (GeV)', yLabel: 'ECAL sum / Ep', logY: true,
       series: [
         { label: 'MC', x: ep, y: used.map((i) => cmp.mc[i]?.samplingFraction.mean ?? Number.NaN), color: '#1f77b4' },
         { label: 'GAN', x: ep, y: used.map((i) => cmp.gan[i]?.samplingFraction.mean ?? Number.NaN), color: '#d62728' },
@@ -50,7 +50,7 @@ export async function writePhysicsPlots(prefix: string, cmp: PhysicsComparison, 
       ]),
     },
     hits: {
-      title: `${title}: cells above 3e-4 GeV vs Ep`, xLabel: 'Ep (GeV)', yLabel: 'hits per event',
+      title: `${title}: cells above 3e-4 GeV vs Ep`, xLabel: 'Ep (GeV)', yLabel: 'hits per event', logY: true,
       series: [
         { label: 'MC', x: ep, y: used.map((i) => cmp.mc[i]?.hits ?? Number.NaN), color: '#1f77b4' },
         { label: 'GAN', x: ep, y: used.map((i) => cmp.gan[i]?.hits ?? Number.NaN), color: '#d62728' },
