@@ -3,6 +3,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { errorMessage, UsageError } from '../util/errors.js';
 import { completeCommand, evaluateCommand, extendCommand, sampleCommand } from './complete.js';
+import { generateCommand, showersCommand, validateCommand } from './gan3d.js';
 import { infoCommand } from './info.js';
 import { plotCommand } from './plot.js';
 import { trainCommand, trainFlagNames } from './train.js';
@@ -20,6 +21,9 @@ export async function main(argv: string[]): Promise<void> {
     .command(evaluateCommand)
     .command(infoCommand)
     .command(plotCommand)
+    .command(showersCommand)
+    .command(validateCommand)
+    .command(generateCommand)
     .demandCommand(1, 'Name a command, e.g. `proggan train wae --preset tiny`.')
     .strict()
     .help()

@@ -193,6 +193,37 @@ export async function* readShowerChunks(path: string, chunkEvents = 256): AsyncG
   }
 }
 
+/** Read events [start, end) of a file (validated like {@link readShowerChunks}). */
+export async function readShowerRange(path: string, start: number, end: number): Promise<ShowerChunk & { info: ShowerFileInfo }> {
+  const f = await openFile(path);
+  try {
+    const info = describe(f, path);
+    const per = info.shape[0] * info.shape[1] * info.shape[2];
+    const hi = Math.min(info.events, end);
+    if (!(Number.isInteger(start) && start >= 0 && start < hi)) throw new ShowerFileError(path, `events ${start}..${end} are out of range (the file has ${info.events})`);
+    let chunk: ShowerChunk;
+    try {
+      const ecal = floats(dataset(f, path, 'ECAL')?.slice([[start, hi]]), path, 'ECAL');
+      let energy: Float32Array;
+      if (info.layout === 'fixed-angle' && info.targetColumns > 0) {
+        const t = floats(dataset(f, path, 'target')?.slice([[start, hi]]), path, 'target');
+        energy = new Float32Array(hi - start).map((_, i) => t[i * info.targetColumns + 1] ?? Number.NaN);
+      } else energy = floats(dataset(f, path, 'energy')?.slice([[start, hi]]), path, 'energy');
+      const angles: Partial<Record<AngleName, Float32Array>> = {};
+      for (const a of info.angles) angles[a] = floats(dataset(f, path, a)?.slice([[start, hi]]), path, a);
+      chunk = { start, ecal, energy, angles };
+    } catch (e) {
+      if (e instanceof ShowerFileError) throw e;
+      throw new ShowerFileError(path, `reading events ${start}..${hi} failed, probably a truncated file (${String(e)})`);
+    }
+    if (chunk.ecal.length !== (hi - start) * per) throw new ShowerFileError(path, `"ECAL" events ${start}..${hi} are short (truncated file?)`);
+    checkValues(path, chunk, per);
+    return { ...chunk, info };
+  } finally {
+    f.close();
+  }
+}
+
 /** Read a whole file (small files; use {@link readShowerChunks} for large ones). */
 export async function readShowers(path: string): Promise<ShowerChunk & { info: ShowerFileInfo }> {
   const chunks: ShowerChunk[] = [];
@@ -280,7 +311,7 @@ export interface PreprocessCounts {
 }
 
 /** Preprocess a chunk: zero small cells, drop low-sum events, X^power, E/scale; angles kept for the kept events. */
-export function preprocessShowers(c: ShowerChunk, per: number, opts: ShowerPreprocessOptions): { ecal: Float32Array; energy: Float32Array; angles: Partial<Record<AngleName, Float32Array>>; counts: PreprocessCounts } {
+export function preprocessShowers(c: ShowerChunk, per: number, opts: ShowerPreprocessOptions): { ecal: Float32Array; energy: Float32Array; angles: Partial<Record<AngleName, Float32Array>>; counts: PreprocessCounts; kept: number[] } {
   const n = c.energy.length;
   const keep: number[] = [];
   let zeroed = 0;
@@ -304,5 +335,5 @@ export function preprocessShowers(c: ShowerChunk, per: number, opts: ShowerPrepr
   const energy = Float32Array.from(keep, (i) => (c.energy[i] ?? 0) / opts.energyScale);
   const angles: Partial<Record<AngleName, Float32Array>> = {};
   for (const [name, a] of Object.entries(c.angles)) angles[name as AngleName] = Float32Array.from(keep, (i) => a[i] ?? 0);
-  return { ecal, energy, angles, counts: { events: n, cellsZeroed: zeroed, droppedLowSum: n - keep.length, kept: keep.length } };
+  return { ecal, energy, angles, kept: keep, counts: { events: n, cellsZeroed: zeroed, droppedLowSum: n - keep.length, kept: keep.length } };
 }

@@ -277,3 +277,23 @@ export function comparePhysics(mc: ShowerSet, gan: ShowerSet, bins: PhysicsBin[]
     }),
   };
 }
+
+/**
+ * `k` energy bins (no angle split) with equal numbers of events: edges at the quantiles of
+ * `energies` (GeV), labelled `lo-hiGeV`. Used by the in-loop validation on a held-out set whose
+ * energies are spread over a range (the reference's 110/150/190 GeV bins hold few events of it).
+ */
+export function quantileEnergyBins(energies: ArrayLike<number>, k: number): PhysicsBin[] {
+  const e = Array.from(energies).filter(Number.isFinite).sort((a, b) => a - b);
+  if (e.length === 0) throw new Error('quantileEnergyBins: no energies');
+  const q = (p: number): number => e[Math.min(e.length - 1, Math.max(0, Math.round(p * (e.length - 1))))] ?? 0;
+  const out: PhysicsBin[] = [];
+  for (let i = 0; i < k; i++) {
+    const lo = q(i / k);
+    const hi = q((i + 1) / k);
+    // Half-open except the last bin, so a boundary event is counted once.
+    const hiOpen = i === k - 1 ? hi : Math.max(lo, hi - 1e-9 * Math.max(1, hi));
+    out.push({ label: `${Math.round(lo)}-${Math.round(hi)}GeV`, energy: [lo, hiOpen] });
+  }
+  return out;
+}

@@ -5,6 +5,7 @@
  * model's name. Light: importing it loads no tfjs (each descriptor's heavy part loads on `load()`).
  */
 import { UsageError } from '../util/errors.js';
+import { gan3dModel } from './gan3d/index.js';
 import { proganModel } from './progan/index.js';
 import type { ModelConfig, ModelDescriptor } from './unit.js';
 import { waeModel } from './wae/index.js';
@@ -13,6 +14,7 @@ import { waeModel } from './wae/index.js';
 export const MODELS: readonly ModelDescriptor<ModelConfig>[] = [
   proganModel,
   waeModel,
+  gan3dModel,
 ];
 
 /** Names of the registered models, in registry order. */
