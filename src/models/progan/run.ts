@@ -285,6 +285,8 @@ export async function loadProgan(runDir: string, opts: { logger?: Logger } = {})
     fmapBase: m.fmapBase,
     fmapMax: m.fmapMax,
     outputActivation: m.generatorOutput,
+    // Runs from before spatial conditioning have no `conditioning` key: latent.
+    contextChannels: m.conditioning === 'spatial' ? 3 * config.data.channels : 0,
   });
   let encoder: WaeObjective | null = null;
   try {
