@@ -224,3 +224,36 @@ export async function openSceneData(opts: SceneDataOptions, window: number, seed
     },
   };
 }
+
+/**
+ * The held-out windows of a run's data settings, exactly as training's in-run metrics cut them: the
+ * run's held-out scenes (its `evalDir`, or the same seeded split of `dir`), or the scenes of
+ * `otherDir` when given, with the run's stored value mapping; `count` windows of a fixed grid.
+ *
+ * @throws UsageError when the settings hold no computed mapping or no held-out scene.
+ */
+export async function openHeldOutWindows(opts: SceneDataOptions, window: number, count: number, otherDir?: string, logger: Logger = silentLogger()): Promise<ImageDataset> {
+  if (opts.mappingLow === undefined || opts.mappingHigh === undefined || opts.valueMap === undefined) {
+    throw new UsageError('the run\'s config.json has no stored value mapping (data.valueMap/mappingLow/mappingHigh); it was not trained on scenes with this version');
+  }
+  const mapping = parseValueMap(opts.valueMap, opts.channels, opts.mappingLow, opts.mappingHigh) as ValueMapping;
+  let files: string[];
+  if (otherDir !== undefined) {
+    files = (await listSceneFiles(otherDir).catch((err: Error) => {
+      throw new UsageError(`--data ${otherDir}: ${err.message}`);
+    })).files;
+  } else {
+    // The same split as training: open the data without the training scenes' windows.
+    const d = await openSceneData({ ...opts, windows: 1 }, window, 0, false, logger);
+    files = d.heldScenes;
+    await d.close();
+  }
+  if (files.length === 0) throw new UsageError(`no held-out scene: the run had none (--eval-fraction 0 and no --eval-data); pass --data HELD/`);
+  const bands = opts.bands !== undefined ? parseBands(opts.bands) : undefined;
+  const set = await openScenes(files, { window, scale: opts.scale, channels: opts.channels, smallImages: opts.smallImages, logger, mapping, ...(bands ? { bands } : {}) });
+  try {
+    return await heldWindows(set, count, set.files);
+  } finally {
+    await set.close();
+  }
+}
