@@ -183,7 +183,9 @@ export async function runExtend(req: ExtendRequest): Promise<void> {
   const { log, model } = await openModel(req);
   try {
     const r = model.r;
-    const img = await readImageFile(req.image, model.channels, '--image');
+    // Scene runs: the value mapping stored at training, so 16-bit/float inputs map exactly as training data did.
+    const mapping = await storedMapping(model.config);
+    const img = await readImageFile(req.image, model.channels, '--image', undefined, mapping);
     if (img.width < 2 * r || img.height < 2 * r) {
       throw new UsageError(`--image ${req.image} is ${img.width}x${img.height}; extension needs at least ${2 * r}x${2 * r} ` +
         `(each new ${r}x${r} tile is generated from a ${2 * r}x${2 * r} window of known pixels)`);
@@ -205,6 +207,30 @@ export async function runExtend(req: ExtendRequest): Promise<void> {
   } finally {
     model.dispose();
   }
+}
+
+/** The value mapping a scene run stored in its config (undefined for other runs). */
+async function storedMapping(config: ProGanTrainConfig): Promise<MappingSpec | undefined> {
+  const d = config.data;
+  if (d.valueMap === undefined || d.mappingLow === undefined || d.mappingHigh === undefined) return undefined;
+  const { parseValueMap } = await import('../data/scene-data.js');
+  return parseValueMap(d.valueMap, d.channels, d.mappingLow, d.mappingHigh);
+}
+
+/**
+ * Held-out images for `sample`: for a scene run, its own held-out windows (or windows of the scenes
+ * in --data) cut like training data and brought to the generator's current side; otherwise
+ * {@link heldOutImages}.
+ */
+async function modelHeldOut(req: { data?: string; n: number; seed: number }, model: OpenModel, log: Logger): Promise<Float32Array[]> {
+  const data = model.config.data;
+  if (data.dir === undefined) return heldOutImages(req, 2 * model.r, model.channels, log);
+  const { openHeldOutWindows } = await import('../data/scene-data.js');
+  const maxR = model.config.progan.maxCornerResolution;
+  const ds = await openHeldOutWindows({ ...data, dir: data.dir }, 2 * maxR, req.n, req.data, log);
+  const out: Float32Array[] = [];
+  for (let i = 0; i < ds.size; i++) out.push(boxDownscale(await ds.get(i), 2 * maxR, 2 * model.r, model.channels));
+  return out;
 }
 
 /** Images per completer call in `sample`. */
@@ -330,7 +356,7 @@ export async function runSample(req: SampleRequest): Promise<void> {
     const size = 2 * model.r;
     const c = model.channels;
 
-    const reals = await heldOutImages(req, size, c, log);
+    const reals = await modelHeldOut(req, model, log);
 
     // Complete them, batched per missing corner.
     const missingOf = (i: number): Corner => (req.missing === 'all' ? (CORNERS[i % 4] as Corner) : req.missing);
