@@ -237,6 +237,30 @@ describe('completeImage with a real (untrained) tiny ProGAN generator and WAE en
     // Same seed, same image.
     expect(Array.from(extendImage(img, h, w, c, 29, 35, completer, 5))).toEqual(Array.from(out));
   });
+
+  it('extend keeps the known pixels and, by mean matching, the colour statistics of a constant image at any distance', () => {
+    const h = 2 * r;
+    const w = 2 * r;
+    const value = [0.3, -0.2, 0.5].slice(0, c);
+    const img = new Float32Array(h * w * c).map((_, i) => value[i % c] as number);
+    const H = 5 * r;
+    const W = 5 * r;
+    const farMean = (out: Float32Array): number[] => {
+      // The far bottom-right tile, the last one generated.
+      const m = new Array<number>(c).fill(0);
+      for (let y = H - r; y < H; y++) for (let x = W - r; x < W; x++) for (let k = 0; k < c; k++) m[k] = (m[k] as number) + (out[(y * W + x) * c + k] as number) / (r * r);
+      return m;
+    };
+    const out = extendImage(img, h, w, c, H, W, completer, 2);
+    for (let y = 0; y < h; y++) expect(Array.from(out.subarray(y * W * c, (y * W + w) * c))).toEqual(Array.from(img.subarray(y * w * c, (y + 1) * w * c)));
+    const whole = new Array<number>(c).fill(0);
+    for (let p = 0; p < H * W; p++) for (let k = 0; k < c; k++) whole[k] = (whole[k] as number) + (out[p * c + k] as number) / (H * W);
+    farMean(out).forEach((m, k) => expect(Math.abs(m - (value[k] as number))).toBeLessThan(1e-4));
+    whole.forEach((m, k) => expect(Math.abs(m - (value[k] as number))).toBeLessThan(1e-4));
+    // Without the step the (untrained) generator's colours drift away.
+    const raw = extendImage(img, h, w, c, H, W, completer, 2, { colour: 'none' });
+    expect(Math.max(...farMean(raw).map((m, k) => Math.abs(m - (value[k] as number))))).toBeGreaterThan(1e-3);
+  });
 });
 
 describe('extendImage and its plan', () => {
@@ -291,7 +315,7 @@ describe('extendImage and its plan', () => {
     const completer = new RecordingCompleter(r, c, 'copy-bl');
     const W = 4 * r;
     const H = 3 * r;
-    const out = extendImage(img, 2 * r, 2 * r, c, H, W, completer, 0);
+    const out = extendImage(img, 2 * r, 2 * r, c, H, W, completer, 0, { colour: 'none' }) // the tiles exactly as completed;
     const t = (y: number, x: number) => Array.from(tileAt(out, W, c, r, y * r, x * r));
     // Right region: every new tile copies its left neighbour, in both tile rows.
     for (const ty of [0, 1]) {

@@ -61,10 +61,10 @@ export interface SampleRequest extends ModelUseRequest {
 
 /** A parsed `proggan evaluate` invocation. */
 export interface EvaluateRequest extends Omit<ModelUseRequest, 'out'> {
-  /** Folder of held-out images; unset means procedural tiles drawn with a seed unlike training's. */
+  /** Folder of held-out scenes; unset: the run's own held-out windows (scenes runs), or procedural tiles drawn with a seed unlike training's. */
   data?: string;
-  /** Number of images measured; default 64. */
-  n: number;
+  /** Number of windows measured; unset: the run's data.evalWindows (the in-run metrics' count), 64 for procedural tiles. */
+  n?: number;
   /** Print the result as one JSON line (for machines) instead of a human summary. Default false. */
   json?: boolean;
 }
@@ -73,8 +73,8 @@ export interface EvaluateRequest extends Omit<ModelUseRequest, 'out'> {
 export function evaluateBuilder<T>(y: Argv<T>) {
   return y
     .option('checkpoint', { type: 'string', demandOption: true, describe: 'run directory of a trained conditional ProGAN (newest good checkpoint)' })
-    .option('data', { type: 'string', describe: 'folder of held-out images (default: procedural tiles with a held-out seed)' })
-    .option('n', { type: 'number', default: 64, describe: 'number of images to complete and measure' })
+    .option('data', { type: 'string', describe: 'folder of held-out scenes, cut into windows like training data with the run\'s stored value mapping (default: the run\'s own held-out scenes, the windows its in-run metrics use; procedural tiles for runs without --data)' })
+    .option('n', { type: 'number', describe: 'held-out windows to complete and measure (default: the run\'s --eval-windows, the in-run metrics\' count; 64 for procedural tiles)' })
     .option('json', { type: 'boolean', default: false, describe: 'print the result as one JSON line instead of a summary' })
     .option('seed', { type: 'number', default: 0, describe: 'seed of the generator noise' })
     .option('backend', { type: 'string', choices: BACKEND_NAMES, describe: 'tensorflow | native | cpu | auto (default: PROGGAN_BACKEND or auto)' })
@@ -181,8 +181,9 @@ function parserFor<T>(argv: string[], name: string, build: (y: Argv) => Argv<T>)
 /** Turn parsed `evaluate` flags into an {@link EvaluateRequest}. */
 export function toEvaluateRequest(a: EvaluateParsed): EvaluateRequest {
   if (!Number.isFinite(a.seed)) throw new UsageError('--seed must be a number');
-  const req: EvaluateRequest = { checkpoint: nonEmpty(a.checkpoint, 'checkpoint'), seed: a.seed, logLevel: a['log-level'], n: positiveInt(a.n, 'n') };
-  if (req.n < 2) throw new UsageError('--n must be at least 2 (SWD compares sets)');
+  const req: EvaluateRequest = { checkpoint: nonEmpty(a.checkpoint, 'checkpoint'), seed: a.seed, logLevel: a['log-level'] };
+  if (a.n !== undefined) req.n = positiveInt(a.n, 'n');
+  if (req.n !== undefined && req.n < 2) throw new UsageError('--n must be at least 2 (SWD compares sets)');
   if (a.data !== undefined) req.data = nonEmpty(a.data, 'data');
   if (a.backend !== undefined) req.backend = a.backend as BackendRequest;
   if (a.threads !== undefined) req.threads = positiveInt(a.threads, 'threads');
@@ -198,7 +199,7 @@ export function parseEvaluateArgs(argv: string[]): EvaluateRequest {
 /** The yargs command module for `proggan evaluate`. */
 export const evaluateCommand: CommandModule<object, EvaluateParsed> = {
   command: 'evaluate',
-  describe: 'measure a ProGAN run: SWD and MS-SSIM of completed corners of held-out images (appended to stats.jsonl)',
+  describe: 'measure a ProGAN run on held-out windows beside trivial baselines (mirror, flat, real-vs-real): SWD, L1/L2, per-channel mean error, MS-SSIM, seam; a table, stats.jsonl and evaluate-step-N.png',
   builder: (y) => evaluateBuilder(y) as unknown as Argv<EvaluateParsed>,
   handler: async (argv) => {
     const req = toEvaluateRequest(argv);

@@ -17,8 +17,9 @@ import { initBackend } from '../backend/index.js';
 import { completeImage, completeImages, completerFromModels, type CornerCompleter } from '../completion/complete.js';
 import { extendImage, planExtension } from '../completion/extend.js';
 import { CORNERS, splitCorners, type Corner } from '../data/corners.js';
-import { meanPairwiseMsSsim } from '../metrics/ms-ssim.js';
-import { slicedWassersteinDistance } from '../metrics/swd.js';
+import { scoreBaselines, scoreCompletion } from '../metrics/baselines.js';
+import type { ProGanTrainConfig } from '../models/progan/config.js';
+import { reportTable, writeReportPng, type ReportRow } from './evaluate-report.js';
 import { bytesToUnit, loadImageFolder } from '../data/images.js';
 import { decodeImageFile, reasonOf, UnusableImage, unitToBytes, type MappingSpec } from '../data/raster.js';
 import { syntheticTiles } from '../data/synthetic.js';
@@ -93,6 +94,8 @@ interface OpenModel {
   channels: 1 | 3;
   /** Training step of the checkpoint. */
   step: number;
+  /** The run's configuration. */
+  config: ProGanTrainConfig;
   /** Release the networks. */
   dispose(): void;
 }
@@ -144,6 +147,7 @@ async function openModel(req: Omit<ModelUseRequest, 'out'>): Promise<{ log: Logg
         r,
         channels,
         step,
+        config,
         dispose() {
           generator.dispose();
           encoder.dispose();
@@ -194,7 +198,9 @@ export async function runExtend(req: ExtendRequest): Promise<void> {
   const { log, model } = await openModel(req);
   try {
     const r = model.r;
-    const img = await readImageFile(req.image, model.channels, '--image');
+    // Scene runs: the value mapping stored at training, so 16-bit/float inputs map exactly as training data did.
+    const mapping = await storedMapping(model.config);
+    const img = await readImageFile(req.image, model.channels, '--image', undefined, mapping);
     if (img.width < 2 * r || img.height < 2 * r) {
       throw new UsageError(`--image ${req.image} is ${img.width}x${img.height}; extension needs at least ${2 * r}x${2 * r} ` +
         `(each new ${r}x${r} tile is generated from a ${2 * r}x${2 * r} window of known pixels)`);
@@ -216,6 +222,30 @@ export async function runExtend(req: ExtendRequest): Promise<void> {
   } finally {
     model.dispose();
   }
+}
+
+/** The value mapping a scene run stored in its config (undefined for other runs). */
+async function storedMapping(config: ProGanTrainConfig): Promise<MappingSpec | undefined> {
+  const d = config.data;
+  if (d.valueMap === undefined || d.mappingLow === undefined || d.mappingHigh === undefined) return undefined;
+  const { parseValueMap } = await import('../data/scene-data.js');
+  return parseValueMap(d.valueMap, d.channels, d.mappingLow, d.mappingHigh);
+}
+
+/**
+ * Held-out images for `sample`: for a scene run, its own held-out windows (or windows of the scenes
+ * in --data) cut like training data and brought to the generator's current side; otherwise
+ * {@link heldOutImages}.
+ */
+async function modelHeldOut(req: { data?: string; n: number; seed: number }, model: OpenModel, log: Logger): Promise<Float32Array[]> {
+  const data = model.config.data;
+  if (data.dir === undefined) return heldOutImages(req, 2 * model.r, model.channels, log);
+  const { openHeldOutWindows } = await import('../data/scene-data.js');
+  const maxR = model.config.progan.maxCornerResolution;
+  const ds = await openHeldOutWindows({ ...data, dir: data.dir }, 2 * maxR, req.n, req.data, log);
+  const out: Float32Array[] = [];
+  for (let i = 0; i < ds.size; i++) out.push(boxDownscale(await ds.get(i), 2 * maxR, 2 * model.r, model.channels));
+  return out;
 }
 
 /** Images per completer call in `sample`. */
@@ -243,47 +273,92 @@ async function heldOutImages(req: { data?: string; n: number; seed: number }, si
   return reals;
 }
 
+/** Box-average HWC windows of side `from` down to side `to` (an integer factor). */
+function boxDownscale(img: Float32Array, from: number, to: number, c: number): Float32Array {
+  if (from === to) return img;
+  const f = from / to;
+  const out = new Float32Array(to * to * c);
+  for (let y = 0; y < to; y++) {
+    for (let x = 0; x < to; x++) {
+      for (let k = 0; k < c; k++) {
+        let sum = 0;
+        for (let dy = 0; dy < f; dy++) for (let dx = 0; dx < f; dx++) sum += img[((y * f + dy) * from + x * f + dx) * c + k] as number;
+        out[(y * to + x) * c + k] = sum / (f * f);
+      }
+    }
+  }
+  return out;
+}
+
 /**
- * `proggan evaluate`: complete the bottom-right corner of held-out images and measure the completed
- * corners against the real ones (SWD, x1e3) and their diversity (mean pairwise MS-SSIM, real corners
- * alongside for reference). Prints one JSON object and appends it to the run's stats.jsonl.
+ * `proggan evaluate`: complete the bottom-right corner of held-out windows and score the completions
+ * beside trivial baselines on the same windows (the neighbouring corner mirrored, a flat fill with
+ * the neighbours' mean, other real corners as the real-vs-real floor): SWD (x1e3), paired L1/L2,
+ * per-channel mean error, MS-SSIM diversity, seam energy. Scene runs use their own held-out windows
+ * (the in-run metrics' set and count) unless --data names other scenes. Prints a table and one JSON
+ * line, appends the record to stats.jsonl and writes evaluate-step-N.png in the run directory.
  */
 export async function runEvaluate(req: EvaluateRequest): Promise<Record<string, number>> {
   const { log, model } = await openModel(req);
   try {
-    const size = 2 * model.r;
     const c = model.channels;
-    const reals = await heldOutImages(req, size, c, log);
+    const maxR = model.config.progan.maxCornerResolution;
+    const data = model.config.data;
+    let reals: Float32Array[];
+    let source: string;
+    if (data.dir !== undefined) {
+      const { openHeldOutWindows } = await import('../data/scene-data.js');
+      const n = req.n ?? data.evalWindows;
+      let ds;
+      try {
+        ds = await openHeldOutWindows({ ...data, dir: data.dir }, 2 * maxR, n, req.data, log);
+      } catch (err) {
+        throw err instanceof UsageError ? new UsageError(`--checkpoint ${req.checkpoint}: ${err.message}`) : err;
+      }
+      reals = [];
+      for (let i = 0; i < ds.size; i++) reals.push(boxDownscale(await ds.get(i), 2 * maxR, 2 * model.r, c));
+      source = req.data ?? (data.evalDir !== undefined ? data.evalDir : `held-out scenes of ${data.dir} (split seed ${data.splitSeed}, fraction ${data.evalFraction})`);
+    } else {
+      reals = await heldOutImages({ ...req, n: req.n ?? 64 }, 2 * model.r, c, log);
+      source = req.data ?? 'procedural';
+    }
+    const size = 2 * model.r;
     if (reals.length < 2) throw new UsageError(`--n: SWD needs at least 2 images, got ${reals.length}`);
+    const per = size * size * c;
+    const windows = new Float32Array(reals.length * per);
+    reals.forEach((img, i) => windows.set(img, i * per));
     const fake = new Float32Array(reals.length * model.r * model.r * c);
-    const real = new Float32Array(fake.length);
     for (let b = 0; b < reals.length; b += SAMPLE_BATCH) {
       const part = reals.slice(b, b + SAMPLE_BATCH);
       const outs = completeImages(part, 'br', model.completer, hashSeed(req.seed, 'evaluate', b));
-      part.forEach((img, k) => {
-        real.set(splitCorners(img, size, c).br, (b + k) * model.r * model.r * c);
-        fake.set(splitCorners(outs[k] as Float32Array, size, c).br, (b + k) * model.r * model.r * c);
-      });
+      part.forEach((_, k) => fake.set(splitCorners(outs[k] as Float32Array, size, c).br, (b + k) * model.r * model.r * c));
     }
-    const shape: [number, number, number, number] = [reals.length, model.r, model.r, c];
-    const swd = slicedWassersteinDistance(fake, real, shape, { seed: 1 });
-    const pairs = Math.min(200, (reals.length * (reals.length - 1)) / 2);
-    const metrics: Record<string, number> = {
-      images: reals.length,
-      resolution: model.r,
-      'swd/mean': swd.mean,
-      ...Object.fromEntries(swd.perLevel.map((l) => [`swd/${l.resolution}`, l.swd])),
-      'ms-ssim/generated': meanPairwiseMsSsim(fake, shape, { pairs, seed: 1 }),
-      'ms-ssim/real': meanPairwiseMsSsim(real, shape, { pairs, seed: 1 }),
-    };
-    const record = { step: model.step, kind: 'evaluate', data: req.data ?? 'procedural', ...metrics, time: Date.now() / 1000 };
-    const statsPath = join(splitCheckpointSpec(resolve(req.checkpoint)).runDir, 'stats.jsonl');
-    appendFileSync(statsPath, `${JSON.stringify(record)}
-`);
-    process.stdout.write(req.json ? `${JSON.stringify(record)}
-` : `${formatEvaluation(record, statsPath)}
-`);
-    log.info(record, `evaluated step ${model.step} on ${reals.length} images: SWD ${swd.mean.toFixed(1)}, MS-SSIM generated ${metrics['ms-ssim/generated']?.toFixed(3)} vs real ${metrics['ms-ssim/real']?.toFixed(3)}`);
+    const shape: [number, number, number, number] = [reals.length, size, size, c];
+    const opts = { seed: 1 };
+    const rows: ReportRow[] = [{ name: 'model', scores: scoreCompletion(windows, shape, fake, opts) }];
+    for (const [name, scores] of Object.entries(scoreBaselines(windows, shape, opts))) rows.push({ name, scores });
+    const flat: Record<string, number> = { images: reals.length, resolution: model.r };
+    for (const r of rows) {
+      const s = r.scores;
+      const put = (k: string, v: number | null) => {
+        if (v !== null && Number.isFinite(v)) flat[`${r.name}/${k}`] = v;
+      };
+      put('swd', s.swd);
+      put('l1', s.l1);
+      put('l2', s.l2);
+      s.channelMeanError.forEach((v, k) => put(`channel_mean_err/${k}`, v));
+      put('seam', s.seam);
+      put('seam_ratio', s.seamRatio);
+      put('ms_ssim', s.msSsim);
+    }
+    const metrics: Record<string, number> = { ...flat, 'swd/mean': rows[0]?.scores.swd ?? Number.NaN };
+    const runDir = splitCheckpointSpec(resolve(req.checkpoint)).runDir;
+    const record = { step: model.step, kind: 'evaluate', data: source, ...metrics, time: Date.now() / 1000 };
+    appendFileSync(join(runDir, 'stats.jsonl'), `${JSON.stringify(record)}\n`);
+    const title = `proggan evaluate: step ${model.step}, ${reals.length} held-out ${size}x${size} windows, bottom-right ${model.r}x${model.r} corner, noise seed ${req.seed}`;
+    const png = join(runDir, `evaluate-step-${String(model.step).padStart(8, '0')}.png`);
+    await writeReportPng(png, title, rows, `data: ${source}. Values in [-1, 1]; seam / real = cross-edge gradient energy vs the real windows'; MS-SSIM among completed corners (lower = more diverse).`);
+    process.stdout.write(req.json ? `${JSON.stringify(record)}\n` : `${title}\n${reportTable(rows)}\nreal windows' seam energy: ${rows[0]?.scores.seamReal.toFixed(4)}; table image: ${png}\nappended to ${join(runDir, 'stats.jsonl')}\n`);
     return metrics;
   } finally {
     model.dispose();
@@ -296,7 +371,7 @@ export async function runSample(req: SampleRequest): Promise<void> {
     const size = 2 * model.r;
     const c = model.channels;
 
-    const reals = await heldOutImages(req, size, c, log);
+    const reals = await modelHeldOut(req, model, log);
 
     // Complete them, batched per missing corner.
     const missingOf = (i: number): Corner => (req.missing === 'all' ? (CORNERS[i % 4] as Corner) : req.missing);

@@ -20,7 +20,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { CORNERS, cornerFlips, flipH, flipV, orientCorner, splitCorners, type Corner } from '../data/corners.js';
-import type { ProGanGenerator } from '../models/progan/networks.js';
+import { mirroredContext, type ProGanGenerator } from '../models/progan/networks.js';
 import type { WaeCornerEncoder } from '../models/wae/networks.js';
 import { hashSeed } from '../util/random.js';
 
@@ -125,7 +125,9 @@ export function completerFromModels(generator: ProGanGenerator, encoder: WaeCorn
         // Encode each known corner at the encoder's side, in training's condition order.
         const conditions = order.map((c) => encoder.encode(resampleSquare(known[c], enc.resolution))); // 3 x [N, latent]
         const noise = tf.randomNormal([n, zDim], 0, 1, 'float32', noiseSeed) as tf.Tensor2D; // [N, zDim]
-        const out = generator.apply({ noise, conditions }, { resolution, alpha }); // [N, R, R, C]
+        // Spatially conditioned generators also read the neighbours' pixels mirrored onto the corner.
+        const context = g.contextChannels > 0 ? mirroredContext(tl, tr, bl) : undefined; // [N, R, R, 3C]
+        const out = generator.apply({ noise, conditions, ...(context ? { context } : {}) }, { resolution, alpha }); // [N, R, R, C]
         return clip ? tf.clipByValue(out, -1, 1) : out;
       });
     },

@@ -24,7 +24,10 @@
  * unknown, so the original pixels (and earlier tiles) are never overwritten.
  *
  * Seams: there is no blending. A generated tile is conditioned on its neighbours (through the
- * encoder's latents) and is pasted as is; blending would change known pixels.
+ * encoder's latents, and with a spatially conditioned generator on their pixels) and pasted without
+ * changing known pixels. Colour: by default each new tile's per-channel mean is set to its known
+ * neighbours' mean (see {@link ExtendOptions.colour}), which keeps the input's colour statistics at
+ * any distance.
  */
 import { flipH, flipV, type Corner } from '../data/corners.js';
 import { hashSeed } from '../util/random.js';
@@ -72,6 +75,12 @@ export interface ExtensionPlan {
 export interface ExtendOptions {
   /** Called after each generated tile with the number done and the total. Default none. */
   onTile?(done: number, total: number): void;
+  /**
+   * Colour: 'match' shifts each generated tile's per-channel mean to the mean of the known tiles of
+   * its window (its neighbours), so colour cannot drift with distance from the input; 'none' pastes
+   * the generator's output as is. Default 'match'.
+   */
+  colour?: 'match' | 'none';
 }
 
 function checkDims(h: number, w: number, targetH: number, targetW: number, r: number): void {
@@ -207,6 +216,36 @@ export function extendImage(
     // Complete the window and paste the new tile where the canvas is still unknown.
     const done = completeImage(window, step.missing, completer, hashSeed('proggan-extend', seed, k));
     const [my, mx] = cornerOrigin(step.missing, r);
+    if ((opts.colour ?? 'match') === 'match') {
+      // Mean matching: the tile's per-channel mean becomes its (known or mirrored) neighbours' mean.
+      const known3 = new Float64Array(c);
+      const gen = new Float64Array(c);
+      for (let y = 0; y < size; y++) {
+        for (let x = 0; x < size; x++) {
+          const inMissing = y >= my && y < my + r && x >= mx && x < mx + r;
+          for (let ch = 0; ch < c; ch++) {
+            const v = done[(y * size + x) * c + ch] as number;
+            if (inMissing) gen[ch] = (gen[ch] as number) + v;
+            else known3[ch] = (known3[ch] as number) + v;
+          }
+        }
+      }
+      for (let ch = 0; ch < c; ch++) {
+        // Target mean m; the deviations are scaled down (never clipped) where m + deviation would leave [-1, 1].
+        const m = Math.max(-1, Math.min(1, (known3[ch] as number) / (3 * r * r)));
+        const g = (gen[ch] as number) / (r * r);
+        let scale = 1;
+        for (let y = 0; y < r; y++) for (let x = 0; x < r; x++) {
+          const d = (done[((my + y) * size + mx + x) * c + ch] as number) - g;
+          if (m + d > 1) scale = Math.min(scale, (1 - m) / d);
+          if (m + d < -1) scale = Math.min(scale, (-1 - m) / d);
+        }
+        for (let y = 0; y < r; y++) for (let x = 0; x < r; x++) {
+          const q = ((my + y) * size + mx + x) * c + ch;
+          done[q] = m + scale * ((done[q] as number) - g);
+        }
+      }
+    }
     for (let y = 0; y < r; y++) {
       for (let x = 0; x < r; x++) {
         const p = (step.y + y) * W + step.x + x;

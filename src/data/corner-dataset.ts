@@ -12,8 +12,8 @@ export function cornerTiles(images: ImageDataset): ImageDataset {
     size: images.size * 4,
     resolution: half,
     channels: images.channels,
-    async get(i: number): Promise<Float32Array> {
-      const img = await images.get(Math.floor(i / 4));
+    async get(i: number, epoch?: number): Promise<Float32Array> {
+      const img = await images.get(Math.floor(i / 4), epoch);
       const corner = ORDER[i % 4] as Corner;
       return splitCorners(img, images.resolution, images.channels)[corner];
     },

@@ -10,7 +10,7 @@ export function imageExamples(images: ImageDataset, field = 'images'): ExampleDa
   return {
     size: images.size,
     spec,
-    get: async (i) => ({ [field]: await images.get(i) }),
+    get: async (i, epoch) => ({ [field]: await images.get(i, epoch) }),
     name: (i) => images.name(i),
   };
 }

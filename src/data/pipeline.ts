@@ -22,8 +22,11 @@ export interface ImageDataset {
   readonly resolution: number;
   /** Channels per pixel: 1 (grayscale / SAR intensity) or 3 (RGB). */
   readonly channels: 1 | 3;
-  /** Image i as HWC float32 in [-1, 1]. */
-  get(i: number): Promise<Float32Array>;
+  /**
+   * Image i as HWC float32 in [-1, 1]. `epoch` (given by the pipeline) lets a dataset draw a
+   * different item per epoch, e.g. a fresh random window of a scene; others ignore it.
+   */
+  get(i: number, epoch?: number): Promise<Float32Array>;
   /** Name of image i for error messages and logs. */
   name(i: number): string;
 }
@@ -51,8 +54,11 @@ export interface ExampleDataset {
   readonly size: number;
   /** Name, shape and dtype of every field of an example. */
   readonly spec: ExampleSpec;
-  /** Example i (its arrays may be shared with a cache: augmentations copy, never write in place). */
-  get(i: number): Promise<Example>;
+  /**
+   * Example i (its arrays may be shared with a cache: augmentations copy, never write in place).
+   * `epoch` is the pipeline's epoch, for datasets that draw a different item per epoch.
+   */
+  get(i: number, epoch?: number): Promise<Example>;
   /** Name of example i for error messages and logs. */
   name(i: number): string;
 }
@@ -337,7 +343,7 @@ export class Pipeline {
       fields[f] = { data: fs.dtype === 'int32' ? new Int32Array(len) : new Float32Array(len), shape: [n, ...fs.shape], dtype: fs.dtype };
     });
     const augmented: Record<string, boolean[]> = Object.fromEntries(this.augment.map((a) => [a.name, [] as boolean[]]));
-    const examples = await Promise.all(plan.indices.map((i) => this.dataset.get(i)));
+    const examples = await Promise.all(plan.indices.map((i) => this.dataset.get(i, plan.epoch)));
     examples.forEach((loaded, k) => {
       let ex = loaded;
       for (const aug of this.augment) {

@@ -21,6 +21,28 @@ export interface DataConfig {
   syntheticCount: number;
   /** Batches decoded ahead of the step that uses them. Default 2. */
   prefetch: number;
+  /** Held-out scene folder (`--eval-data`); unset: a seeded split of `dir` by scene. */
+  evalDir?: string;
+  /** Fraction of `dir`'s scenes held out when no `evalDir` is given. Default 0.25. */
+  evalFraction: number;
+  /** Seed of the split by scene (kept apart from the loop seed so the encoder and the GAN split alike). Default 1. */
+  splitSeed: number;
+  /** 1-based bands to read, e.g. `1,2,3`; unset: every non-alpha band (converted to `channels`). */
+  bands?: string;
+  /** Window pixels per source pixel: 1 native, 0.5 = half the ground resolution. Default 1. */
+  scale: number;
+  /** Value mapping spec: `fixed:LO,HI`, `percentiles:P1,P2`, `db`, `db:amplitude`, `db:power`; unset: fixed 0..255 for 8-bit, percentiles 2,98 otherwise. */
+  valueMap?: string;
+  /** The computed mapping's per-channel low (written by the run, reused by resume/evaluate/complete). */
+  mappingLow?: number[];
+  /** The computed mapping's per-channel high. */
+  mappingHigh?: number[];
+  /** Random training windows per epoch (drawn afresh each epoch). Default 4096. */
+  windows: number;
+  /** Held-out windows used by in-run metrics and `evaluate` (a fixed grid, the same every time). Default 256. */
+  evalWindows: number;
+  /** Scenes smaller than a window: `reject` (listed) or `pad` with invalid pixels. Default reject. */
+  smallImages: 'reject' | 'pad';
 }
 
 /** Adam settings. */
@@ -62,7 +84,7 @@ export type PartialConfig<T> = { [K in keyof T]?: T[K] extends object ? (T[K] ex
 
 /** Default data settings. */
 export function defaultDataConfig(): DataConfig {
-  return { channels: 1, badFiles: 'error', flip: true, cache: true, syntheticCount: 4096, prefetch: 2 };
+  return { channels: 1, badFiles: 'error', flip: true, cache: true, syntheticCount: 4096, prefetch: 2, evalFraction: 0.25, splitSeed: 1, scale: 1, windows: 4096, evalWindows: 256, smallImages: 'reject' };
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -160,10 +182,26 @@ export const IMAGE_DATA_FLAGS: readonly ConfigFlag[] = [
   { name: 'bad-files', path: 'data.badFiles', type: 'string', choices: ['error', 'skip'], describe: 'unreadable images: stop with a list, or skip each with a log line' },
   { name: 'flip', path: 'data.flip', type: 'boolean', describe: 'random horizontal flips (--no-flip to disable)' },
   { name: 'synthetic-count', path: 'data.syntheticCount', type: 'number', describe: 'number of procedural tiles when no --data is given' },
+  { name: 'eval-data', path: 'data.evalDir', type: 'string', describe: 'folder of held-out scenes for in-run metrics and evaluate (default: hold out --eval-fraction of --data\'s scenes, whole scenes only)' },
+  { name: 'eval-fraction', path: 'data.evalFraction', type: 'number', describe: 'without --eval-data: fraction of --data\'s scenes held out (seeded by --split-seed)' },
+  { name: 'split-seed', path: 'data.splitSeed', type: 'number', describe: 'seed of the split of --data into training and held-out scenes' },
+  { name: 'bands', path: 'data.bands', type: 'string', describe: '1-based bands to read, e.g. 1,2,3 or 1 (default: every non-alpha band)' },
+  { name: 'scale', path: 'data.scale', type: 'number', describe: 'window pixels per source pixel: 1 = native resolution, 0.5 = averaged to half (never stretched)' },
+  { name: 'value-map', path: 'data.valueMap', type: 'string', describe: 'raw values -> [-1, 1]: fixed:LO,HI | percentiles:2,98 | db | db:amplitude | db:power (default: fixed:0,255 for 8-bit, percentiles:2,98 otherwise); computed once on the training scenes and stored in config.json' },
+  { name: 'windows-per-epoch', path: 'data.windows', type: 'number', describe: 'random training windows (2R x 2R, native resolution) drawn per epoch' },
+  { name: 'eval-windows', path: 'data.evalWindows', type: 'number', describe: 'held-out windows (a fixed grid) for in-run metrics and evaluate' },
+  { name: 'small-images', path: 'data.smallImages', type: 'string', choices: ['reject', 'pad'], describe: 'scenes smaller than a window: reject (listed) or pad with nodata' },
 ];
 
 /** Optional keys of {@link DataConfig} (absent from its defaults). */
-export const IMAGE_DATA_OPTIONAL_KEYS = { 'data.dir': 'string' } as const;
+export const IMAGE_DATA_OPTIONAL_KEYS = {
+  'data.dir': 'string',
+  'data.evalDir': 'string',
+  'data.bands': 'string',
+  'data.valueMap': 'string',
+  'data.mappingLow': 'number[]',
+  'data.mappingHigh': 'number[]',
+} as const;
 
 /**
  * Range checks every model's loop and Adam settings share; throws a UsageError naming the flag (or

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -71,7 +71,7 @@ describe('parseEvaluateArgs', () => {
     const { parseEvaluateArgs } = await import('../../src/cli/complete.js');
     const r = parseEvaluateArgs(['--checkpoint', 'runs/p', '--data', 'held', '--n', '32', '--seed', '4']);
     expect(r).toMatchObject({ checkpoint: 'runs/p', data: 'held', n: 32, seed: 4 });
-    expect(parseEvaluateArgs(['--checkpoint', 'runs/p']).n).toBe(64);
+    expect(parseEvaluateArgs(['--checkpoint', 'runs/p']).n).toBeUndefined(); // the run's --eval-windows (64 for procedural tiles)
     expect(() => parseEvaluateArgs(['--checkpoint', 'runs/p', '--n', '1'])).toThrow(/--n must be at least 2/);
     expect(() => parseEvaluateArgs([])).toThrow(/checkpoint/);
   });
@@ -219,14 +219,19 @@ describe('complete, extend and sample on a real (tiny, briefly trained) run', ()
     expect(got.height).toBe(3 * 64 + 4 * 2);
   });
 
-  it('evaluate: SWD and MS-SSIM of completed corners, appended to the run\'s stats.jsonl', async () => {
+  it('evaluate: the model beside the baselines on the same images, in stats.jsonl and a PNG table', async () => {
     const m = await runEvaluate({ ...common, n: 6 });
     expect(m['images']).toBe(6);
     expect(m['resolution']).toBe(r);
     expect(m['swd/mean']).toBeGreaterThan(0);
-    expect(m['ms-ssim/generated']).toBeGreaterThan(0);
-    expect(m['ms-ssim/generated']).toBeLessThanOrEqual(1);
+    expect(m['swd/mean']).toBe(m['model/swd']);
+    for (const b of ['model', 'mirror-bl', 'mirror-tr', 'flat', 'real-other']) {
+      expect(m[`${b}/l1`]).toBeGreaterThanOrEqual(0);
+      expect(m[`${b}/seam_ratio`]).toBeGreaterThan(0);
+      expect(m[`${b}/channel_mean_err/2`]).toBeGreaterThanOrEqual(0);
+    }
     const last = readFileSync(join(run, 'stats.jsonl'), 'utf8').trim().split('\n').pop() ?? '';
     expect(JSON.parse(last)).toMatchObject({ kind: 'evaluate', images: 6, 'swd/mean': m['swd/mean'] });
+    expect(readdirSync(run).some((f) => /^evaluate-step-\d{8}\.png$/.test(f))).toBe(true);
   });
 });

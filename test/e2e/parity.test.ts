@@ -75,7 +75,7 @@ function runCli(program: string[], args: string[], env: NodeJS.ProcessEnv = {}):
  */
 async function simulate(replicas: number, perReplica: number, steps: number, checkpointEvery: number): Promise<Map<string, Float32Array>> {
   const config = resolveWaeConfig({ preset: 'tiny', flags: { loop: { seed: SEED, batchSize: perReplica, steps } } });
-  const corners = cornerTiles(await openImages(config.data, 2 * config.wae.cornerResolution, SEED, silentLogger()));
+  const corners = cornerTiles((await openImages(config.data, 2 * config.wae.cornerResolution, SEED, silentLogger())).images);
   const reps = Array.from({ length: replicas }, (_, rank) => ({
     objective: new WaeObjective({
       model: waeArgsFromConfig(config.wae, config.data.channels),

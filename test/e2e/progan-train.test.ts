@@ -47,7 +47,7 @@ function tinyEncoder(): WaeObjective {
  */
 function objectiveArgs(encoder: WaeObjective, over: Partial<ProGanObjectiveArgs> = {}): ProGanObjectiveArgs {
   return {
-    model: { maxCornerResolution: R, zDim: 8, latentDim: 8, fmapBase: 16, fmapMax: 8, mbstdGroupSize: 4, generatorOutput: 'linear', discriminatorOutput: 'linear' },
+    model: { maxCornerResolution: R, zDim: 8, latentDim: 8, fmapBase: 16, fmapMax: 8, mbstdGroupSize: 4, generatorOutput: 'linear', discriminatorOutput: 'linear', conditioning: 'latent' },
     channels: 1,
     schedule: { ...defaultScheduleConfig(R), fadeKimg: 0.016, stableKimg: 0.008 },
     minibatchRepeats: 2,

@@ -48,7 +48,7 @@ interface Replica {
 
 /** Train two replicas up to `stopAfterStep`, rank r in runDirs[r]. */
 async function runPair(runDirs: [string, string], stopAfterStep: number, resume: boolean): Promise<Replica[]> {
-  const corners = cornerTiles(await openImages(config.data, 2 * config.wae.cornerResolution, SEED, silentLogger()));
+  const corners = cornerTiles((await openImages(config.data, 2 * config.wae.cornerResolution, SEED, silentLogger())).images);
   const group = createLocalGroup(2, { opTimeoutMs: 20_000 });
   const strategies = group.map((t) => new MirroredStrategy(t, { bucketBytes: 4096 }));
   const objectives = [0, 1].map(

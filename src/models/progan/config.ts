@@ -27,6 +27,12 @@ export interface ProGanModelConfig {
   generatorOutput: 'linear' | 'tanh';
   /** Discriminator output: 'linear' (reference) or 'lrelu' (CERN variant). Default 'linear'. */
   discriminatorOutput: 'linear' | 'lrelu';
+  /**
+   * How the known corners condition the generator: 'latent' (the paper: their WAE latents only) or
+   * 'spatial' (the latents plus the neighbours' pixels mirrored onto the corner, entering every
+   * generator block at its resolution; the local critic sees the corner beside that context). Default 'latent'.
+   */
+  conditioning: 'latent' | 'spatial';
 }
 
 /** The WGAN-GP objective of the two discriminators. */
@@ -131,6 +137,7 @@ export function defaultProGanTrainConfig(): ProGanTrainConfig {
       mbstdGroupSize: 4,
       generatorOutput: 'linear',
       discriminatorOutput: 'linear',
+      conditioning: 'latent',
     },
     encoder: { preset: 'paper' },
     loss: { globalWeight: 0.5, gpWeight: 10, drift: 0.001, combination: 'reference' },
@@ -211,6 +218,7 @@ export function validateProGanConfig(c: ProGanTrainConfig): void {
   posInt('--fmap-base', p.fmapBase);
   posInt('--fmap-max', p.fmapMax);
   if (!Number.isInteger(p.mbstdGroupSize) || p.mbstdGroupSize < 0) fail('--mbstd-group-size', `must be an integer >= 0, got ${p.mbstdGroupSize}`);
+  if (p.conditioning !== 'latent' && p.conditioning !== 'spatial') fail('--conditioning', `must be latent or spatial, got ${String(p.conditioning)}`);
   if (p.generatorOutput !== 'linear' && p.generatorOutput !== 'tanh') fail('--g-output', `must be linear or tanh, got ${String(p.generatorOutput)}`);
   if (p.discriminatorOutput !== 'linear' && p.discriminatorOutput !== 'lrelu') fail('--d-output', `must be linear or lrelu, got ${String(p.discriminatorOutput)}`);
   const s = c.schedule;

@@ -66,6 +66,7 @@ export const proganModel = defineModel<ProGanTrainConfig>({
     { name: 'fmap-base', path: 'progan.fmapBase', type: 'number', describe: 'channel table base, nf = min(base / 2^stage, max)' },
     { name: 'fmap-max', path: 'progan.fmapMax', type: 'number', describe: 'channel table maximum' },
     { name: 'z-dim', path: 'progan.zDim', type: 'number', describe: 'noise size' },
+    { name: 'conditioning', path: 'progan.conditioning', type: 'string', choices: ['latent', 'spatial'], describe: 'latent: the known corners\' WAE latents (the paper); spatial: also their pixels mirrored onto the missing corner, into every generator block, and beside the corner for the local critic' },
     { name: 'mbstd-group-size', path: 'progan.mbstdGroupSize', type: 'number', describe: 'minibatch-stddev group size of both discriminators (0 disables)' },
   ],
   load: async () => {

@@ -201,14 +201,34 @@ export interface ProGanGeneratorArgs {
   seed?: number;
   /** Prefix of the block names. Default 'g'. */
   prefix?: string;
+  /**
+   * Channels of the spatial context (0: latent conditioning only, the paper's). With k > 0 every
+   * block's first conv (and the 4x4 conv) also reads a [r, r, k] context map aligned with the corner:
+   * the known neighbours' pixels mirrored onto it (see {@link mirroredContext}), at that block's
+   * resolution. Default 0.
+   */
+  contextChannels?: number;
 }
 
-/** The generator's inputs: noise and the latents of the known corners. */
+/** The generator's inputs: noise, the latents of the known corners and (spatial conditioning) the context. */
 export interface ProGanGeneratorInputs {
   /** Noise [N, zDim]. */
   noise: tf.Tensor2D;
   /** One latent [N, latentDim] per known corner, in a fixed corner order. */
   conditions: tf.Tensor2D[];
+  /** Spatial context [N, R', R', contextChannels] at the forward resolution (required when contextChannels > 0). */
+  context?: tf.Tensor4D;
+}
+
+/**
+ * The spatial context of the bottom-right corner: its three known neighbours mirrored onto it, so that
+ * pixel (i, j) of the context holds the known pixels at the same distance across each boundary:
+ * [top-right flipped vertically, bottom-left flipped horizontally, top-left flipped both ways]
+ * ([N, R, R, 3C] from corners [N, R, R, C]). Row 0 of the first block is the row just above the
+ * missing corner; column 0 of the second is the column just left of it.
+ */
+export function mirroredContext(tl: tf.Tensor4D, tr: tf.Tensor4D, bl: tf.Tensor4D): tf.Tensor4D {
+  return tf.tidy(() => tf.concat([tf.reverse(tr, 1), tf.reverse(bl, 2), tf.reverse(tl, [1, 2])], 3) as tf.Tensor4D);
 }
 
 /** Which path a forward pass takes. */
@@ -236,6 +256,8 @@ export interface ProGanForwardOptions {
 export class ProGanGenerator extends ProGanNetwork {
   /** Resolved configuration. */
   readonly config: Required<Omit<ProGanGeneratorArgs, 'seed'>> & { seed: number | undefined };
+  /** Context tensor of the current forward call (set inside apply/features only). */
+  private ctx: tf.Tensor4D | null = null;
   /** Size of the concatenated input vector. */
   readonly inputSize: number;
   /** Whether the input goes through a dense layer (false: plain reshape to 4x4). */
@@ -255,8 +277,11 @@ export class ProGanGenerator extends ProGanNetwork {
       outputActivation: args.outputActivation ?? 'linear',
       seed: args.seed,
       prefix: args.prefix ?? 'g',
+      contextChannels: args.contextChannels ?? 0,
     };
     const c = this.config;
+    if (!Number.isInteger(c.contextChannels) || c.contextChannels < 0) throw new Error(`contextChannels must be an integer >= 0, got ${c.contextChannels}`);
+    const k = c.contextChannels;
     this.inputSize = c.zDim + c.numConditions * c.latentDim;
     const nf4 = this.channelsAt(4);
     this.usesDense = this.inputSize !== 16 * nf4;
@@ -265,12 +290,12 @@ export class ProGanGenerator extends ProGanNetwork {
     if (this.usesDense) {
       this.add(this.dense(`${c.prefix}_b4_dense`, 16 * nf4, Math.SQRT2 / 4), [this.inputSize]);
     }
-    this.add(this.conv(`${c.prefix}_b4_conv`, nf4, 3), [4, 4, nf4]);
+    this.add(this.conv(`${c.prefix}_b4_conv`, nf4, 3), [4, 4, nf4 + k]);
     this.add(this.conv(`${c.prefix}_b4_torgb`, c.channels, 1, 1), [4, 4, nf4]);
     for (const r of proganResolutions(c.maxResolution).slice(1)) {
       const cin = this.channelsAt(r / 2);
       const cout = this.channelsAt(r);
-      this.add(this.conv(this.blockName(r, 'conv0'), cout, 3), [r, r, cin]);
+      this.add(this.conv(this.blockName(r, 'conv0'), cout, 3), [r, r, cin + k]);
       this.add(this.conv(this.blockName(r, 'conv1'), cout, 3), [r, r, cout]);
       this.add(this.conv(this.blockName(r, 'torgb'), c.channels, 1, 1), [r, r, cout]);
     }
@@ -297,6 +322,37 @@ export class ProGanGenerator extends ProGanNetwork {
   /** Features [N, r, r, nf(r)] at `resolution` (the input of that resolution's ToRGB). */
   features(inputs: ProGanGeneratorInputs | tf.Tensor2D, resolution: number): tf.Tensor4D {
     this.checkForwardResolution(resolution);
+    return this.withContext(inputs, () => this.featuresOf(inputs, resolution));
+  }
+
+  /** Run `f` with the context of `inputs` checked and set for the blocks. */
+  private withContext<T>(inputs: ProGanGeneratorInputs | tf.Tensor2D, f: () => T): T {
+    const k = this.config.contextChannels;
+    if (k === 0) return f();
+    const ctx = inputs instanceof tf.Tensor ? undefined : inputs.context;
+    if (ctx === undefined) throw new Error(`this generator is spatially conditioned: pass inputs.context [N, R', R', ${k}]`);
+    if (ctx.rank !== 4 || ctx.shape[3] !== k || ctx.shape[1] !== ctx.shape[2]) throw new Error(`context must be [N, R', R', ${k}], got [${ctx.shape.join(', ')}]`);
+    const outer = this.ctx;
+    this.ctx = ctx;
+    try {
+      return f();
+    } finally {
+      this.ctx = outer;
+    }
+  }
+
+  /** `x` [N, r, r, f] with the context at resolution r appended (unchanged without context). */
+  private withContextAt(x: tf.Tensor4D): tf.Tensor4D {
+    const ctx = this.ctx;
+    if (ctx === null) return x;
+    const r = x.shape[1];
+    const side = ctx.shape[1];
+    if (side < r || side % r !== 0) throw new Error(`context side ${side} cannot be brought to resolution ${r}`);
+    const at = side === r ? ctx : downscale2d(ctx, side / r); // [N, r, r, k]
+    return tf.concat([x, at], 3) as tf.Tensor4D;
+  }
+
+  private featuresOf(inputs: ProGanGeneratorInputs | tf.Tensor2D, resolution: number): tf.Tensor4D {
     return tf.tidy(() => {
       let x = this.toFourByFour(inputs); // [N, 4, 4, nf(4)]
       for (let r = 8; r <= resolution; r *= 2) x = this.block(x, r); // [N, r, r, nf(r)]
@@ -308,18 +364,21 @@ export class ProGanGenerator extends ProGanNetwork {
   apply(inputs: ProGanGeneratorInputs | tf.Tensor2D, options: ProGanForwardOptions): tf.Tensor4D {
     const { resolution } = options;
     this.checkForwardResolution(resolution);
-    return tf.tidy(() => {
+    if (this.config.contextChannels > 0 && !(inputs instanceof tf.Tensor) && inputs.context && inputs.context.shape[1] !== resolution) {
+      throw new Error(`context must be at the forward resolution ${resolution}, got side ${inputs.context.shape[1]}`);
+    }
+    return this.withContext(inputs, () => tf.tidy(() => {
       let out: tf.Tensor4D;
       if (resolution === 4) {
-        out = this.toRgb(this.features(inputs, 4), 4);
+        out = this.toRgb(this.featuresOf(inputs, 4), 4);
       } else {
-        const previous = this.features(inputs, resolution / 2); // [N, r/2, r/2, nf(r/2)]
+        const previous = this.featuresOf(inputs, resolution / 2); // [N, r/2, r/2, nf(r/2)]
         const current = this.block(previous, resolution); // [N, r, r, nf(r)]
         const oldRgb = upscale2d(this.toRgb(previous, resolution / 2)); // [N, r, r, C]
         out = fadeIn(oldRgb, this.toRgb(current, resolution), alphaTensor(options.alpha));
       }
       return this.config.outputActivation === 'tanh' ? tf.tanh(out) : out;
-    });
+    }));
   }
 
   protected activeLayerNames(resolution: number): string[] {
@@ -372,14 +431,14 @@ export class ProGanGenerator extends ProGanNetwork {
     const grid = this.usesDense
       ? lrelu(tf.reshape(this.run(`${p}_b4_dense`, z), [n, 4, 4, nf4]))
       : tf.reshape(z, [n, 4, 4, nf4]); // [N, 4, 4, nf(4)]
-    const x = pixelNorm(grid);
+    const x = this.withContextAt(pixelNorm(grid) as tf.Tensor4D); // [N, 4, 4, nf(4) (+ k)]
     const out = pixelNorm(lrelu(this.run(`${p}_b4_conv`, x))) as tf.Tensor4D; // [N, 4, 4, nf(4)]
     assertShape(out, [n, 4, 4, nf4], `${p}_b4`);
     return out;
   }
 
   private block(x: tf.Tensor4D, resolution: number): tf.Tensor4D {
-    let h: tf.Tensor = upscale2d(x); // [N, r, r, nf(r/2)]
+    let h: tf.Tensor = this.withContextAt(upscale2d(x)); // [N, r, r, nf(r/2) (+ k)]
     h = pixelNorm(lrelu(this.run(this.blockName(resolution, 'conv0'), h))); // [N, r, r, nf(r)]
     h = pixelNorm(lrelu(this.run(this.blockName(resolution, 'conv1'), h))); // [N, r, r, nf(r)]
     assertShape(h, [x.shape[0], resolution, resolution, this.channelsAt(resolution)], this.blockName(resolution, 'conv1'));

@@ -21,7 +21,8 @@ import { encoderWaeConfig, scheduleConfigOf, type ProGanTrainConfig } from './co
 import { emaDecayFromHalfLife } from '../../training/ema.js';
 import { ProGanObjective } from './objective.js';
 import type { WaeObjective } from '../wae/objective.js';
-import { loadWae, openImages, trainWae, waeObjectiveOf } from '../wae/run.js';
+import { loadWae, trainWae, waeObjectiveOf, withMapping } from '../wae/run.js';
+import { openSceneData, type SceneData } from '../../data/scene-data.js';
 import { schedule } from './schedule.js';
 import { assignValues, readValues } from '../../training/variables.js';
 import { train, type TrainResult } from '../../training/trainer.js';
@@ -63,15 +64,18 @@ function subset(ds: ImageDataset, start: number, size: number): ImageDataset {
 }
 
 /**
- * The training images at 2R: an image folder, or the procedural tiles, kept in memory when
- * `data.cache` is set (generating a tile costs about as much as a small GAN step).
+ * The training images at 2R (random windows of the training scenes, or the procedural tiles) and,
+ * for scenes, the fixed held-out windows of the held-out scenes.
  */
-async function openTrainingImages(config: ProGanTrainConfig, log: Logger): Promise<ImageDataset> {
+async function openTrainingImages(config: ProGanTrainConfig, withHeld: boolean, log: Logger): Promise<{ images: ImageDataset; scenes: SceneData | null }> {
   const d = config.data;
   const side = 2 * config.progan.maxCornerResolution;
-  if (d.dir !== undefined) return openImages(d, side, config.loop.seed, log);
+  if (d.dir !== undefined) {
+    const scenes = await openSceneData({ ...d, dir: d.dir }, side, config.loop.seed, withHeld, log);
+    return { images: scenes.train, scenes };
+  }
   log.info({ count: d.syntheticCount, resolution: side, channels: d.channels }, 'data: embedded procedural satellite-like tiles (pass --data DIR for your own images)');
-  return syntheticTiles({ count: d.syntheticCount, resolution: side, channels: d.channels, seed: config.loop.seed, cache: d.cache });
+  return { images: syntheticTiles({ count: d.syntheticCount, resolution: side, channels: d.channels, seed: config.loop.seed, cache: d.cache }), scenes: null };
 }
 
 /** Throw unless a loaded WAE can encode this run's corners. */
@@ -143,7 +147,11 @@ export async function trainProgan(opts: TrainProganOptions): Promise<ProGanTrain
   const log = opts.logger ?? silentLogger();
   const strategy = opts.strategy ?? new OneDeviceStrategy();
   const external = opts.encoderRunDir ?? opts.config.encoder.runDir;
-  const config: ProGanTrainConfig = external === undefined ? opts.config : { ...opts.config, encoder: { ...opts.config.encoder, runDir: resolve(external) } };
+  const given: ProGanTrainConfig = external === undefined ? opts.config : { ...opts.config, encoder: { ...opts.config.encoder, runDir: resolve(external) } };
+  // Scenes first: the value mapping is computed on the training scenes once and recorded in the
+  // config, so the encoder trained below, a resume, evaluate and complete all use the same numbers.
+  const opened = await openTrainingImages(given, strategy.rank === 0, log);
+  const config: ProGanTrainConfig = { ...given, data: withMapping(given.data, opened.scenes) };
   const encoderDir = config.encoder.runDir ?? join(runDir, 'encoder');
   const r = config.progan.maxCornerResolution;
   // A resumed run's config.json is rewritten by the trainer only once the resume is accepted (a
@@ -159,31 +167,35 @@ export async function trainProgan(opts: TrainProganOptions): Promise<ProGanTrain
     const enc = await ensureEncoder(config, encoderDir, strategy, opts, log);
     trainedEncoder = enc.trained;
     if (enc.interrupted) {
+      await opened.scenes?.close();
       log.warn({ encoder: encoderDir }, 'stopped while training the encoder; resume to continue');
       return { step: 0, nimg: 0, resumedFrom: 0, skippedSteps: 0, stoppedBy: 'signal', last: {}, encoderRunDir: encoderDir, trainedEncoder };
     }
   }
-  const wae = await loadEncoder(encoderDir, strategy, log);
+  let wae: WaeObjective;
+  try {
+    wae = await loadEncoder(encoderDir, strategy, log);
+  } catch (err) {
+    await opened.scenes?.close();
+    throw err;
+  }
   let pipeline: Pipeline | null = null;
   let objective: ProGanObjective | null = null;
   try {
     checkEncoder(wae, config, encoderDir);
 
-    // Full 2R x 2R images; a fixed held-out set for the sample grids.
-    const all = await openTrainingImages(config, log);
+    // Full 2R x 2R images; a fixed held-out set for the sample grids and the in-run metrics.
+    const images = opened.images;
     const globalBatch = config.loop.batchSize * strategy.worldSize;
     const n = config.samples.count;
-    let images = all;
     let held: ImageDataset | null = null;
     if (n > 0 && config.data.dir === undefined) {
       held = syntheticTiles({ count: n, resolution: 2 * r, channels: config.data.channels, seed: hashSeed('progan/held-out', config.loop.seed) });
-    } else if (n > 0 && all.size >= n + globalBatch) {
-      images = subset(all, 0, all.size - n);
-      held = subset(all, all.size - n, n);
-      log.info({ heldOut: n }, `samples: the last ${n} images are held out of training`);
-    } else if (n > 0) {
-      held = subset(all, 0, Math.min(n, all.size));
-      log.warn({ images: all.size }, `samples: too few images to hold ${n} out; the grids show training images`);
+    } else if (n > 0 && opened.scenes?.held) {
+      const h = opened.scenes.held;
+      held = subset(h, 0, Math.min(n, h.size));
+    } else if (n > 0 && strategy.rank === 0) {
+      log.warn({}, 'samples: no held-out scene (--eval-fraction 0 and no --eval-data): no sample grids, no in-run metrics');
     }
     if (images.size < globalBatch) {
       throw new UsageError(`--batch-size: ${images.size} training images are fewer than one global batch (${config.loop.batchSize} x ${strategy.worldSize} replicas)`);
@@ -201,10 +213,12 @@ export async function trainProgan(opts: TrainProganOptions): Promise<ProGanTrain
     // SWD needs more images than a grid shows: procedural data draws its own held-out set.
     const evalImages: Float32Array[] = [];
     if (strategy.rank === 0 && config.loop.evalEvery > 0) {
+      // Scenes: every held-out window (data.evalWindows, a fixed grid), the set `proggan evaluate` uses.
       const evalSet = config.data.dir === undefined
         ? syntheticTiles({ count: config.samples.evalCount, resolution: 2 * r, channels: config.data.channels, seed: hashSeed('progan/eval', config.loop.seed) })
-        : held;
+        : (opened.scenes?.held ?? null);
       if (evalSet !== null) for (let i = 0; i < evalSet.size; i++) evalImages.push(await evalSet.get(i));
+      if (evalSet !== null) log.info({ evalWindows: evalSet.size }, `in-run metrics: ${evalSet.size} held-out images`);
     }
     const emaDecay = config.ema.halfLifeKimg !== undefined ? emaDecayFromHalfLife(config.ema.halfLifeKimg * 1000, globalBatch) : config.ema.decay;
     objective = new ProGanObjective({
@@ -237,6 +251,7 @@ export async function trainProgan(opts: TrainProganOptions): Promise<ProGanTrain
     pipeline?.close();
     objective?.dispose();
     wae.dispose();
+    await opened.scenes?.close();
   }
 }
 
@@ -272,6 +287,8 @@ export async function loadProgan(runDir: string, opts: { logger?: Logger } = {})
     fmapBase: m.fmapBase,
     fmapMax: m.fmapMax,
     outputActivation: m.generatorOutput,
+    // Runs from before spatial conditioning have no `conditioning` key: latent.
+    contextChannels: m.conditioning === 'spatial' ? 3 * config.data.channels : 0,
   });
   let encoder: WaeObjective | null = null;
   try {

@@ -5,7 +5,8 @@
 import { mkdirSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { cornerTiles } from '../../data/corner-dataset.js';
-import { loadImageFolder, type ImageDataset } from '../../data/images.js';
+import type { ImageDataset } from '../../data/images.js';
+import { openSceneData, type SceneData } from '../../data/scene-data.js';
 import { Pipeline } from '../../data/pipeline.js';
 import { horizontalFlip, imageExamples } from '../../data/examples.js';
 import { syntheticTiles } from '../../data/synthetic.js';
@@ -31,32 +32,37 @@ export interface TrainWaeOptions extends RunLoopOptions {
   strategy?: Strategy;
 }
 
-/** Open the training images: an image folder, or the embedded procedural tiles. */
-export async function openImages(data: DataConfig, resolution: number, seed: number, logger: Logger): Promise<ImageDataset> {
+/** The training images: random windows of the scenes in `data.dir` (held-out scenes excluded), or the embedded procedural tiles. */
+export async function openImages(data: DataConfig, resolution: number, seed: number, logger: Logger): Promise<{ images: ImageDataset; scenes: SceneData | null }> {
   if (data.dir === undefined) {
     logger.info({ count: data.syntheticCount, resolution, channels: data.channels }, 'data: embedded procedural satellite-like tiles (pass --data DIR for your own images)');
     // Rendering a tile costs ~25 ms at 256 px and every tile is read four times (once per corner): keep them.
-    return syntheticTiles({ count: data.syntheticCount, resolution, channels: data.channels, seed, cache: data.cache });
+    return { images: syntheticTiles({ count: data.syntheticCount, resolution, channels: data.channels, seed, cache: data.cache }), scenes: null };
   }
-  const ds = await loadImageFolder(data.dir, { resolution, channels: data.channels, badFiles: data.badFiles, logger, cache: data.cache });
-  logger.info({ dir: data.dir, count: ds.size, resolution, channels: data.channels }, `data: ${ds.size} images from ${data.dir}`);
-  return ds;
+  const scenes = await openSceneData({ ...data, dir: data.dir }, resolution, seed, false, logger);
+  return { images: scenes.train, scenes };
 }
 
+/** `data` with the computed value mapping recorded, so resume, evaluate and complete reuse it exactly. */
+export function withMapping<D extends DataConfig>(data: D, scenes: SceneData | null): D {
+  if (scenes === null) return data;
+  return { ...data, valueMap: scenes.valueMap, mappingLow: [...scenes.mapping.low], mappingHigh: [...scenes.mapping.high] };
+}
 
 /** Train (or continue training) a WAE on corner tiles. */
 export async function trainWae(opts: TrainWaeOptions): Promise<TrainResult> {
-  const { config, runDir } = opts;
+  const { runDir } = opts;
   const log = opts.logger ?? silentLogger();
   const strategy = opts.strategy ?? new OneDeviceStrategy();
+  // Images at twice the corner side; the WAE sees their four corners as separate tiles.
+  const { images, scenes } = await openImages(opts.config.data, 2 * opts.config.wae.cornerResolution, opts.config.loop.seed, log);
+  const config: WaeTrainConfig = { ...opts.config, data: withMapping(opts.config.data, scenes) };
   // A resumed run's config.json is rewritten by the trainer only once the resume is accepted (a
   // rejected one, e.g. another --latent-size, must leave it as it was).
   if (strategy.rank === 0 && !opts.resume) {
     mkdirSync(runDir, { recursive: true });
     writeRunConfig(runDir, config);
   }
-  // Images at twice the corner side; the WAE sees their four corners as separate tiles.
-  const images = await openImages(config.data, 2 * config.wae.cornerResolution, config.loop.seed, log);
   const corners = cornerTiles(images);
   if (corners.size < config.loop.batchSize * strategy.worldSize) {
     throw new Error(`${corners.size} corner tiles are fewer than one global batch (${config.loop.batchSize} x ${strategy.worldSize} replicas)`);
@@ -92,6 +98,7 @@ export async function trainWae(opts: TrainWaeOptions): Promise<TrainResult> {
   } finally {
     pipeline.close();
     objective.dispose();
+    await scenes?.close();
   }
 }
 
