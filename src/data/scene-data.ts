@@ -147,6 +147,9 @@ export async function openSceneData(opts: SceneDataOptions, window: number, seed
   const listing = await listSceneFiles(opts.dir).catch((err: Error) => {
     throw new UsageError(`--data ${opts.dir}: ${err.message}`);
   });
+  if (listing.files.length === 0) {
+    throw new UsageError(`--data ${opts.dir} holds no image files (PNG, JPEG, WebP or TIFF/GeoTIFF); point --data at a folder of training images, or leave it out for the built-in procedural tiles`);
+  }
   let trainFiles = listing.files;
   let heldFiles: string[] = [];
   if (opts.evalDir !== undefined) {

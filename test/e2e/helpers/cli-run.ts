@@ -23,12 +23,17 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `proggan-${prefix}-`));
 }
 
-/** sha256 of every file under `dir` by relative path (a snapshot to compare before/after). */
+/**
+ * sha256 of every file under `dir` by relative path (a snapshot to compare before/after). The run's
+ * `log.jsonl` is left out: every start, a rejected one included, appends its log there (so the reason
+ * a start failed stays on record); everything that defines the run must be unchanged.
+ */
 export function treeDigest(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
   const walk = (d: string): void => {
     for (const name of readdirSync(d)) {
       const p = join(d, name);
+      if (d === dir && name === 'log.jsonl') continue;
       if (statSync(p).isDirectory()) walk(p);
       else out[relative(dir, p)] = createHash('sha256').update(readFileSync(p)).digest('hex');
     }
