@@ -195,14 +195,18 @@ export async function saveCheckpoint(
   state: CheckpointState,
   opts: SaveCheckpointOptions = {},
 ): Promise<string> {
-  // Saves to one run directory run one after another: a second save would otherwise delete the
-  // first one's step-N.tmp/ as crash debris.
+  return serialisedPerRunDir(runDir, () => saveCheckpointNow(runDir, state, opts));
+}
+
+/**
+ * Runs `save` after every save already queued for the same run directory: saves to one run
+ * directory run one after another, since a second save would otherwise delete the first one's
+ * step-N.tmp/ as crash debris.
+ */
+function serialisedPerRunDir(runDir: string, save: () => Promise<string>): Promise<string> {
   const key = path.resolve(runDir);
   const previous = savesInFlight.get(key) ?? Promise.resolve();
-  const run = previous.then(
-    () => saveCheckpointNow(runDir, state, opts),
-    () => saveCheckpointNow(runDir, state, opts),
-  );
+  const run = previous.then(save, save);
   const settled = run.then(
     () => undefined,
     () => undefined,
@@ -314,21 +318,7 @@ function nonFiniteTensors(tensors: Record<string, TensorRecord>): string[] {
  */
 export async function saveBestCheckpoint(runDir: string, state: CheckpointState, metric: BestMetric): Promise<string> {
   if (!Number.isFinite(metric.value)) throw new RangeError(`best metric ${metric.name} must be finite, got ${metric.value}`);
-  const key = path.resolve(runDir);
-  const previous = savesInFlight.get(key) ?? Promise.resolve();
-  const run = previous.then(
-    () => saveBestNow(runDir, state, metric),
-    () => saveBestNow(runDir, state, metric),
-  );
-  const settled = run.then(
-    () => undefined,
-    () => undefined,
-  );
-  savesInFlight.set(key, settled);
-  void settled.then(() => {
-    if (savesInFlight.get(key) === settled) savesInFlight.delete(key);
-  });
-  return run;
+  return serialisedPerRunDir(runDir, () => saveBestNow(runDir, state, metric));
 }
 
 async function saveBestNow(runDir: string, state: CheckpointState, metric: BestMetric): Promise<string> {
